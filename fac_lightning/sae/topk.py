@@ -1,0 +1,152 @@
+"""TopK sparse autoencoder (Gao et al. 2024): z = TopK(ReLU(W_enc (x - b_dec) + b_enc)), x_hat = W_dec^T z + b_dec.
+
+Shapes: B tokens, D model width, F latents, K active latents per token. The encoder's backward pass only touches
+the K selected latents per token and the decoder is a sparse gather (``embedding_bag``), so a step costs one dense
+(B, D) x (D, F) matmul plus O(B K D) work.
+"""
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fac_lightning.sae.registry import register_sae
+
+
+class EncoderOutput(NamedTuple):
+    acts_BK: torch.Tensor
+    """Values of the K largest ReLU pre-activations per token."""
+    idx_BK: torch.Tensor
+    """Their latent indices."""
+
+
+class ForwardOutput(NamedTuple):
+    x_hat_BD: torch.Tensor
+    acts_BK: torch.Tensor
+    idx_BK: torch.Tensor
+    fvu: torch.Tensor
+    """sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the batch."""
+    normalized_mse: torch.Tensor
+    """mean over tokens of ||x - x_hat||^2 / ||x||^2 (the paper's training loss)."""
+    auxk: torch.Tensor
+    """AuxK loss (0 when no latent is dead or no dead mask was given)."""
+
+
+class _TopKEncode(torch.autograd.Function):
+    """ReLU -> TopK of a linear map whose backward pass scatters only into the K selected latents."""
+
+    @staticmethod
+    def forward(ctx, x_BD, W_enc_FD, b_enc_F, k: int):
+        pre_BF = F.relu(torch.addmm(b_enc_F, x_BD, W_enc_FD.T))
+        acts_BK, idx_BK = pre_BF.topk(k, dim=-1, sorted=False)
+        ctx.save_for_backward(x_BD, W_enc_FD, idx_BK)
+        return acts_BK, idx_BK
+
+    @staticmethod
+    def backward(ctx, grad_acts_BK, _grad_idx):
+        x_BD, W_enc_FD, idx_BK = ctx.saved_tensors
+        grad_x = grad_W = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.embedding_bag(idx_BK, W_enc_FD, per_sample_weights=grad_acts_BK, mode="sum")
+        if ctx.needs_input_grad[1]:
+            contrib_BKD = grad_acts_BK.unsqueeze(-1) * x_BD.unsqueeze(1)
+            grad_W = torch.zeros_like(W_enc_FD).index_add_(0, idx_BK.flatten(), contrib_BKD.flatten(0, 1))
+        if ctx.needs_input_grad[2]:
+            grad_b = torch.zeros(W_enc_FD.shape[0], dtype=grad_acts_BK.dtype, device=grad_acts_BK.device)
+            grad_b.index_add_(0, idx_BK.flatten(), grad_acts_BK.flatten())
+        return grad_x, grad_W, grad_b, None
+
+
+@register_sae
+class TopKSAE(nn.Module):
+    architecture = "topk"
+
+    def __init__(self, d_in: int, num_latents: int, k: int, k_aux: int = 0):
+        super().__init__()
+        self.d_in, self.num_latents, self.k = d_in, num_latents, k
+        self.k_aux = k_aux or d_in // 2
+        W_dec_FD = torch.empty(num_latents, d_in)
+        nn.init.kaiming_uniform_(W_dec_FD)
+        W_dec_FD /= W_dec_FD.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(W_dec_FD)
+        self.W_enc = nn.Parameter(W_dec_FD.clone())  # encoder initialised as the decoder transpose (Gao et al.)
+        self.b_enc = nn.Parameter(torch.zeros(num_latents))
+        self.b_dec = nn.Parameter(torch.zeros(d_in))
+
+    def pre_acts(self, x_BD: torch.Tensor) -> torch.Tensor:
+        """Dense ReLU pre-activations (B, F), before TopK (used for feature scoring without TopK)."""
+        return F.relu(F.linear(x_BD - self.b_dec, self.W_enc, self.b_enc))
+
+    def encode(self, x_BD: torch.Tensor) -> EncoderOutput:
+        return EncoderOutput(*_TopKEncode.apply(x_BD - self.b_dec, self.W_enc, self.b_enc, self.k))
+
+    def decode(self, acts_BK: torch.Tensor, idx_BK: torch.Tensor) -> torch.Tensor:
+        return F.embedding_bag(idx_BK, self.W_dec, per_sample_weights=acts_BK, mode="sum") + self.b_dec
+
+    def forward(self, x_BD: torch.Tensor, dead_F: torch.Tensor | None = None) -> ForwardOutput:
+        acts_BK, idx_BK = self.encode(x_BD)
+        x_hat_BD = self.decode(acts_BK, idx_BK)
+        err_BD = x_hat_BD - x_BD
+        total_var = (x_BD - x_BD.mean(0)).pow(2).sum()
+        fvu = err_BD.pow(2).sum() / total_var
+        normalized_mse = (err_BD.pow(2).sum(-1) / x_BD.pow(2).sum(-1).clamp_min(1e-12)).mean()
+        auxk = self.auxk_loss(x_BD, err_BD, total_var, dead_F) if dead_F is not None else x_BD.new_zeros(())
+        return ForwardOutput(x_hat_BD, acts_BK, idx_BK, fvu, normalized_mse, auxk)
+
+    def auxk_loss(self, x_BD, err_BD, total_var, dead_F) -> torch.Tensor:
+        """Reconstruct the detached residual with the top-k_aux *dead* latents (Gao et al. App. A.2). The decode has
+        no b_dec (sparsify PR #134) and gradients reach the dead latents' encoder rows, which is what revives them."""
+        dead_idx = dead_F.nonzero().squeeze(-1)
+        if len(dead_idx) == 0:
+            return x_BD.new_zeros(())
+        k_aux = min(self.k_aux, len(dead_idx))
+        pre_BN = F.relu(F.linear(x_BD - self.b_dec, self.W_enc[dead_idx], self.b_enc[dead_idx]))
+        acts_BK, local_BK = pre_BN.topk(k_aux, dim=-1, sorted=False)
+        e_hat_BD = F.embedding_bag(dead_idx[local_BK], self.W_dec, per_sample_weights=acts_BK, mode="sum")
+        scale = min(len(dead_idx) / self.k_aux, 1.0)
+        return scale * (e_hat_BD + err_BD.detach()).pow(2).sum() / total_var  # target is -(x_hat - x) = residual
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    @torch.no_grad()
+    def remove_parallel_decoder_grad(self) -> None:
+        """Project out the gradient component parallel to each (unit) decoder row, so Adam does not fight the
+        renormalisation (Gao et al.; sparsify)."""
+        if self.W_dec.grad is None:
+            return
+        parallel_F = (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True)
+        self.W_dec.grad -= parallel_F * self.W_dec
+
+    def config(self) -> dict:
+        return {"architecture": self.architecture, "d_in": self.d_in, "num_latents": self.num_latents,
+                "k": self.k, "k_aux": self.k_aux}
+
+    def save(self, folder: str | Path, extra: dict | None = None) -> None:
+        """Write ``cfg.json`` (architecture + ``extra``, e.g. backbone, layer, prefix rule) and ``sae.safetensors``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, folder / "sae.safetensors")
+        (folder / "cfg.json").write_text(json.dumps({**self.config(), **(extra or {})}, indent=2))
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "TopKSAE":
+        return cls(cfg["d_in"], cfg["num_latents"], cfg["k"], cfg.get("k_aux", 0))
+
+
+def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> tuple[TopKSAE, dict]:
+    """Load an SAE folder written by ``save``; returns the SAE (eval mode) and its ``cfg.json``."""
+    from fac_lightning.sae.registry import sae_class
+
+    folder = Path(folder)
+    if not (folder / "cfg.json").exists():
+        raise FileNotFoundError(f"{folder} is not an SAE folder (no cfg.json)")
+    cfg = json.loads((folder / "cfg.json").read_text())
+    sae = sae_class(cfg["architecture"]).from_config(cfg)
+    sae.load_state_dict(load_file(folder / "sae.safetensors", device=str(device)))
+    return sae.to(device).eval(), cfg

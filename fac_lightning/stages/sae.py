@@ -1,0 +1,81 @@
+"""The ``sae`` stage: train a TopK SAE on the backbone's streamed activations and save it as an artifact.
+
+Artifact: ``<artifacts_dir>/sae/<backbone>-L<layer>-<hash>/`` with ``cfg.json``, ``sae.safetensors`` and
+``manifest.json``; the hash covers exactly the backbone, layer, SAE recipe, activation settings, data and seed.
+Checkpoints live in ``<artifact>.partial/`` until the run completes; rerunning a killed run resumes from them.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+
+from fac_lightning.activations import TokenizedCorpus, split_heldout
+from fac_lightning.artifacts import atomic_dir, config_hash, write_json_atomic
+from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.data.conversations import load_conversations
+from fac_lightning.sae.module import ActivationDataModule, SAEModule
+
+log = logging.getLogger(__name__)
+
+BACKBONE_KEYS = ("name", "model", "gguf_package", "gguf_file", "revision", "layer", "chat_template")
+
+
+def sae_artifact_dir(cfg: DictConfig) -> Path:
+    backbone = {k: cfg.backbone[k] for k in BACKBONE_KEYS}
+    key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, cfg.seed)
+    return Path(cfg.paths.artifacts_dir) / "sae" / f"{cfg.backbone.name}-L{cfg.backbone.layer}-{key}"
+
+
+def build_corpora(cfg: DictConfig, backbone: Backbone) -> tuple[TokenizedCorpus, TokenizedCorpus]:
+    conversations = [c for source in cfg.data.sources for c in load_conversations(source, cfg.paths.data_dir)]
+    train, heldout = split_heldout(conversations, cfg.activations.heldout_sequences)
+    return TokenizedCorpus(backbone, train, cfg.activations), TokenizedCorpus(backbone, heldout, cfg.activations)
+
+
+def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
+    """Ensure the SAE artifact for ``cfg`` exists (train it, resuming if a partial run is found); return its folder."""
+    final = sae_artifact_dir(cfg)
+    if (final / "sae.safetensors").exists():
+        log.info("SAE artifact exists, reusing %s", final)
+        return final
+    started = time.time()
+    pl.seed_everything(cfg.seed, workers=True)
+    backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
+    train, heldout = build_corpora(cfg, backbone)
+    log.info("SAE corpus: %d train / %d held-out sequences, %d train tokens",
+             len(train), len(heldout), sum(len(s) for s in train.sequences))
+    module = SAEModule(cfg.sae, backbone.d_model, backbone)
+    datamodule = ActivationDataModule(backbone, train, heldout, cfg.sae.batch_tokens,
+                                      cfg.activations.buffer_tokens, cfg.seed)
+    work = final.with_name(final.name + ".partial")
+    max_steps = max(cfg.sae.train_tokens // cfg.sae.batch_tokens, 1)
+    checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
+                                 every_n_train_steps=cfg.sae.checkpoint_every_steps)
+    logger = instantiate(cfg.logger) if cfg.logger else False
+    trainer = instantiate(cfg.trainer, max_steps=max_steps, val_check_interval=min(cfg.sae.val_every_steps, max_steps),
+                          check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=logger,
+                          callbacks=[checkpoint, RichProgressBar()])
+    last = work / "last.ckpt"
+    trainer.fit(module, datamodule, ckpt_path=str(last) if last.exists() else None)
+    metrics = {k: float(v) for k, v in trainer.validate(module, datamodule, verbose=False)[0].items()}
+    with atomic_dir(final) as tmp:
+        module.sae.save(tmp, extra={
+            "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,
+            "layer_meaning": "residual stream after decoder block `layer` (1-based) = HF hidden_states[layer]",
+            "prefix_len": backbone.prefix_len, "skip_template_prefix": cfg.activations.skip_template_prefix,
+            "exclude_special_tokens": cfg.activations.exclude_special_tokens,
+        })
+        write_json_atomic(tmp / "manifest.json", {
+            "stage": "sae", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics,
+            "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
+            "seconds": time.time() - started,
+        })
+    if logger:
+        logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
+    log.info("SAE saved to %s: %s", final, metrics)
+    return final

@@ -1,0 +1,26 @@
+"""Entry point: ``python train.py [stage=sae] [group=option ...]`` (add ``-m`` for a sweep)."""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from fac_lightning.config import register_configs
+from fac_lightning.stages.sae import run_sae_stage
+
+log = logging.getLogger(__name__)
+register_configs()
+
+STAGES = {"sae": run_sae_stage}
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    if cfg.stage not in STAGES:
+        raise ValueError(f"stage={cfg.stage!r} is unknown; choose from {sorted(STAGES)}")
+    result = STAGES[cfg.stage](cfg)
+    log.info("stage %s done: %s", cfg.stage, result)
+
+
+if __name__ == "__main__":
+    main()
