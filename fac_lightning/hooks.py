@@ -2,7 +2,8 @@
 
 "Layer L" means the residual stream *after* decoder block L counted from 1, i.e. the output of
 ``decoder_layers(model)[L - 1]``, which equals ``model(..., output_hidden_states=True).hidden_states[L]`` (index 0 of
-``hidden_states`` is the embedding output). For the paper's Llama-3.1-8B, L = 16 is ``model.layers[15]``.
+``hidden_states`` is the embedding output), except for the last block, where HF's ``hidden_states[-1]`` has the final
+norm applied and ours does not. For the paper's Llama-3.1-8B, L = 16 is ``model.layers[15]``.
 """
 
 from collections.abc import Callable, Iterator

@@ -6,6 +6,7 @@ the backbone's forward pass at the kept token positions and CE measured on the t
 """
 
 import math
+from dataclasses import asdict
 
 import pytorch_lightning as pl
 import torch
@@ -39,7 +40,7 @@ def auto_lr(num_latents: int) -> float:
 class SAEModule(pl.LightningModule):
     def __init__(self, cfg: SAEConfig, d_in: int, backbone: Backbone | None = None):
         super().__init__()
-        self.save_hyperparameters({"sae": cfg.__dict__ if hasattr(cfg, "__dict__") else dict(cfg), "d_in": d_in})
+        self.save_hyperparameters({"sae": asdict(cfg), "d_in": d_in})
         self.cfg = cfg
         num_latents = cfg.num_latents or cfg.expansion_factor * d_in
         self.sae = sae_class(cfg.architecture)(d_in, num_latents, cfg.k, cfg.k_aux)

@@ -6,6 +6,7 @@ Checkpoints live in ``<artifact>.partial/`` until the run completes; rerunning a
 """
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
     train, heldout = build_corpora(cfg, backbone)
     log.info("SAE corpus: %d train / %d held-out sequences, %d train tokens",
              len(train), len(heldout), sum(len(s) for s in train.sequences))
-    module = SAEModule(cfg.sae, backbone.d_model, backbone)
+    module = SAEModule(OmegaConf.to_object(cfg.sae), backbone.d_model, backbone)
     datamodule = ActivationDataModule(backbone, train, heldout, cfg.sae.batch_tokens,
                                       cfg.activations.buffer_tokens, cfg.seed)
     work = final.with_name(final.name + ".partial")
@@ -62,6 +63,9 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
                           callbacks=[checkpoint, RichProgressBar()])
     last = work / "last.ckpt"
     trainer.fit(module, datamodule, ckpt_path=str(last) if last.exists() else None)
+    if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
+        raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
+                           f"from {last}")
     metrics = {k: float(v) for k, v in trainer.validate(module, datamodule, verbose=False)[0].items()}
     with atomic_dir(final) as tmp:
         module.sae.save(tmp, extra={
@@ -75,6 +79,7 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
             "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
             "seconds": time.time() - started,
         })
+    shutil.rmtree(work, ignore_errors=True)  # the checkpoints are no longer needed
     if logger:
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
     log.info("SAE saved to %s: %s", final, metrics)

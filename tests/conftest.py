@@ -1,0 +1,57 @@
+"""Shared fixtures: the real Hydra config tree, the embedded backbone's converted folder, and a tiny random Llama
+(built from a config, with SmolLM2's tokenizer) saved as a local folder so tests exercise the local-folder loader."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from fac_lightning.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("FAC_DATA_DIR", ROOT.parent / "shared" / "data"))
+CACHE_DIR = Path(os.environ.get("FAC_CACHE_DIR", Path.home() / ".cache" / "fac_lightning"))
+
+register_configs()
+
+
+def compose_config(overrides: list[str] = (), tmp_path: Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml exactly as train.py does, with test paths."""
+    paths = [f"paths.data_dir={DATA_DIR}", f"paths.cache_dir={CACHE_DIR}"]
+    if tmp_path is not None:
+        paths += [f"paths.artifacts_dir={tmp_path / 'artifacts'}", f"paths.output_dir={tmp_path / 'out'}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*paths, *overrides])
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The embedded backbone converted to safetensors (converted once per machine, then read from the cache)."""
+    from fac_lightning.backbone import convert_gguf
+
+    return convert_gguf(compose_config(["backbone=smollm2_135m"]).backbone, CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(smollm2_dir, tmp_path_factory) -> Path:
+    """A 4-block random Llama (d_model 64) with SmolLM2's tokenizer and chat template, as a local folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_backbone_overrides(folder: Path, layer: int = 2) -> list[str]:
+    return ["backbone=llama31_8b", "backbone.name=tiny_llama", f"backbone.model={folder}", f"backbone.layer={layer}",
+            "backbone.dtype=float32", "backbone.device=cpu"]
