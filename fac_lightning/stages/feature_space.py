@@ -1,0 +1,71 @@
+"""A task's feature space: the SAE, the anchor set's FeatureTable and the task-relevant features R.
+
+Each piece is a cached artifact (SAE: ``stages.sae``; tables: ``stages.features``; relevance:
+``<artifacts_dir>/relevance/<anchor table>-<hash>/`` with ``relevance.json`` and, for the LLM judge, the
+append-only ``judgements.jsonl`` that lets an interrupted judge resume feature by feature).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from fac_lightning.artifacts import config_hash, write_json_atomic
+from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.data.conversations import Conversation, load_conversations
+from fac_lightning.features.table import FeatureTable
+from fac_lightning.generation import build_generator
+from fac_lightning.relevance import select_relevant
+from fac_lightning.sae.topk import load_sae
+from fac_lightning.stages.features import feature_table
+from fac_lightning.stages.sae import run_sae_stage
+
+
+@dataclass
+class FeatureSpace:
+    backbone: Backbone
+    sae: object
+    sae_dir: Path
+    anchor: FeatureTable
+    labels: np.ndarray
+    """Anchor sample labels: 1 = task-positive side."""
+    relevant: np.ndarray
+    """(F,) bool mask of the task-relevant features R."""
+    records: dict[int, dict]
+    """Per-feature relevance evidence (statistics or judge verdicts)."""
+    delta: float
+
+    def table(self, name: str, conversations: list[Conversation], cfg: DictConfig) -> FeatureTable:
+        features_cfg = OmegaConf.to_object(cfg.features)
+        return feature_table(name, conversations, self.backbone, self.sae, self.sae_dir, features_cfg,
+                             cfg.paths.artifacts_dir)[0]
+
+
+def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
+    pos = [c for s in cfg.task.anchor_positive for c in load_conversations(s, cfg.paths.data_dir)]
+    neg = [c for s in cfg.task.anchor_negative for c in load_conversations(s, cfg.paths.data_dir)]
+    return pos + neg, np.array([1] * len(pos) + [0] * len(neg))
+
+
+def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> FeatureSpace:
+    backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
+    sae_dir = run_sae_stage(cfg, backbone)
+    sae, _ = load_sae(sae_dir, backbone.device)
+    conversations, labels = anchor_set(cfg)
+    features_cfg = OmegaConf.to_object(cfg.features)
+    anchor, anchor_dir = feature_table(f"{cfg.task.name}-anchor", conversations, backbone, sae, sae_dir,
+                                       features_cfg, cfg.paths.artifacts_dir)
+    judge_cfg = cfg.generator if cfg.relevance.method == "llm_judge" else None
+    folder = Path(cfg.paths.artifacts_dir) / "relevance" / (
+        f"{anchor_dir.name}-{config_hash(cfg.relevance, cfg.task.relevance_rubric, judge_cfg, cfg.features.delta)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    relevant, records = select_relevant(
+        OmegaConf.to_object(cfg.relevance), anchor, labels, cfg.features.delta, cfg.task.relevance_rubric,
+        lambda: build_generator(OmegaConf.to_object(cfg.generator), backbone), folder / "judgements.jsonl")
+    write_json_atomic(folder / "relevance.json", {
+        "method": cfg.relevance.method, "delta": cfg.features.delta, "relevant": np.flatnonzero(relevant).tolist(),
+        "records": {str(k): {kk: vv for kk, vv in v.items() if kk != "calls"} for k, v in records.items()},
+    })
+    return FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, cfg.features.delta)
+

@@ -1,0 +1,64 @@
+"""The ``features`` stage: a FeatureTable per data set, cached as an artifact and resumable chunk by chunk.
+
+Artifact: ``<artifacts_dir>/features/<dataset>-<hash>/`` (``table.npz``, ``spans.json``, ``manifest.json``); the hash
+covers the SAE artifact, the data set's content and the pooling settings. While scoring, each finished chunk of
+samples is saved in ``<artifact>.partial/``; a rerun skips the chunks already there.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from rich.progress import track
+
+from fac_lightning.artifacts import atomic_dir, config_hash, write_json_atomic
+from fac_lightning.backbone import Backbone
+from fac_lightning.config import FeaturesConfig
+from fac_lightning.data.conversations import Conversation
+from fac_lightning.features.scorer import FeatureScorer, ScoredChunk, chunks, table_from_chunk
+from fac_lightning.features.table import FeatureTable
+
+log = logging.getLogger(__name__)
+
+
+def dataset_fingerprint(conversations: list[Conversation]) -> str:
+    return hashlib.sha256(json.dumps(conversations, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def feature_table(name: str, conversations: list[Conversation], backbone: Backbone, sae, sae_dir: Path,
+                  cfg: FeaturesConfig, artifacts_dir: str | Path) -> tuple[FeatureTable, Path]:
+    """Load the cached table of ``conversations`` or score them (resuming a partial run); return it and its folder."""
+    key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.__dict__)
+    final = Path(artifacts_dir) / "features" / f"{name}-{key}"
+    if (final / "table.npz").exists():
+        return FeatureTable.load(final), final
+    scorer = FeatureScorer(backbone, sae, cfg.positions, cfg.topk_per_token, cfg.floor, cfg.batch_size,
+                           backbone.cfg.max_length)
+    sequences, masks = scorer.tokenize(conversations)
+    work = final.with_name(final.name + ".partial")
+    work.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for start, end in track(list(chunks(len(sequences), cfg.chunk_size)), description=f"scoring {name}"):
+        path = work / f"chunk-{start:07d}.npz"
+        if not path.exists():
+            chunk = scorer.score(sequences[start:end], masks[start:end], offset=start)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **chunk.__dict__)
+            tmp.replace(path)
+        z = np.load(path)
+        parts.append(ScoredChunk(**{k: z[k] for k in ScoredChunk.__dataclass_fields__}))
+    merged = ScoredChunk(*(np.concatenate([getattr(p, k) for p in parts]) for k in ScoredChunk.__dataclass_fields__))
+    table = table_from_chunk(merged, sequences, scorer, cfg.top_spans, cfg.span_tokens)
+    with atomic_dir(final) as tmp:
+        table.save(tmp)
+        write_json_atomic(tmp / "manifest.json", {
+            "stage": "features", "dataset": name, "samples": len(sequences), "sae": str(sae_dir),
+            "config": cfg.__dict__, "nonzero": len(table.score),
+        })
+    for path in work.glob("chunk-*.npz"):
+        path.unlink()
+    work.rmdir()
+    log.info("feature table of %s: %d samples, %d stored scores -> %s", name, len(sequences), len(table.score), final)
+    return table, final
