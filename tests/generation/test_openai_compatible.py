@@ -2,6 +2,7 @@
 
 import json
 import threading
+from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -11,9 +12,9 @@ from fac_lightning.generation import SamplingParams, build_generator
 
 
 class FakeChatCompletions(BaseHTTPRequestHandler):
-    requests: list = []
+    requests: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeChatCompletions.requests.append((self.path, self.headers.get("Authorization"), body))
         last = body["messages"][-1]["content"]

@@ -1,6 +1,11 @@
 import numpy as np
 
-from fac_lightning.metrics.diversity import distinct_n, mean_pairwise_cosine_distance, ngram_entropy, self_bleu
+from fac_lightning.metrics.diversity import (
+    distinct_n,
+    mean_pairwise_cosine_distance,
+    ngram_entropy,
+    self_bleu,
+)
 
 
 def test_repetitive_text_scores_less_diverse():
