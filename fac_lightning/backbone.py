@@ -39,6 +39,8 @@ class Backbone:
     tokenizer: PreTrainedTokenizerBase
     prefix_len: int
     """Tokens of the chat template's fixed prefix (computed per tokenizer, see ``chat.template_prefix_length``)."""
+    path: str
+    """What transformers loaded: a local folder (e.g. the converted GGUF cache) or a hub id."""
 
     @property
     def device(self) -> torch.device:
@@ -145,4 +147,5 @@ def load_backbone(cfg: BackboneConfig, cache_dir: str | Path) -> Backbone:
                                                  trust_remote_code=cfg.trust_remote_code)
     model.to(device).eval().requires_grad_(False)
     decoder_layers(model)  # fail now, with the model named, if the decoder blocks cannot be found
-    return Backbone(cfg=cfg, model=model, tokenizer=tokenizer, prefix_len=template_prefix_length(tokenizer))
+    return Backbone(cfg=cfg, model=model, tokenizer=tokenizer, prefix_len=template_prefix_length(tokenizer),
+                    path=path)

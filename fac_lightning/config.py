@@ -115,6 +115,8 @@ class SourceConfig:
     local_path: str | None = None
     """Path relative to ``paths.data_dir``, checked before the hub."""
     max_rows: int | None = None
+    skip_rows: int = 0
+    """Rows skipped before max_rows are taken (to carve disjoint anchor / seed / train splits from one file)."""
     first_user_turn: bool = False
     """Keep only the first user message (e.g. the request that opens an HH-RLHF red-team transcript)."""
 
@@ -160,6 +162,22 @@ class RelevanceConfig:
 
 
 @dataclass
+class TaskPrompts:
+    """Prompt templates of a task (Python ``str.format`` placeholders in braces)."""
+
+    system: str = MISSING
+    """System prompt of every synthesis call."""
+    feature_step1: str = MISSING
+    """FAC Step 1: write a sample that shows a feature. Placeholders: {description}, {spans}."""
+    feature_step2: str = MISSING
+    """FAC Step 2: contrastive demonstrations. Placeholders: {description}, {spans}, {positive}, {negative}."""
+    self_instruct: str = MISSING
+    """Self-Instruct (Alpaca variant): continue a numbered list. Placeholders: {examples}, {next_index}."""
+    magpie_system: str | None = None
+    """Magpie: system prompt placed before the bare user prefix (None = the template's default)."""
+
+
+@dataclass
 class TaskConfig:
     name: str = MISSING
     anchor_positive: list[SourceConfig] = field(default_factory=list)
@@ -168,6 +186,42 @@ class TaskConfig:
     """The other side (e.g. benign requests); label 0. Anchor = both sides."""
     relevance_rubric: str = MISSING
     """What makes a feature relevant to the task (paper App. K rubrics); shown to the llm_judge."""
+    seed_data: list[SourceConfig] = field(default_factory=list)
+    """Real task-positive samples the user starts from: F_miss = F(anchor) ∩ R \\ F(seed); Self-Instruct demos."""
+    label: int = 1
+    """Label written on synthetic rows."""
+    min_words: int = 5
+    max_words: int = 60
+    prompts: TaskPrompts = field(default_factory=TaskPrompts)
+
+
+@dataclass
+class SynthesisConfig:
+    strategy: str = MISSING
+    """Registered strategy: fac | self_instruct | magpie."""
+    temperature: float = 0.8
+    """Paper default 0.8 (App. I.2)."""
+    top_p: float = 0.9
+    """Paper default 0.9."""
+    max_new_tokens: int = 96
+    n: int = 4
+    """fac Step 1 candidates per feature (paper code: 2)."""
+    m: int = 4
+    """fac Step 2 candidates per feature (paper code: 2)."""
+    two_step: bool = True
+    """fac: false = the one-step ablation (Step 1 candidates filtered and ranked directly; paper Table 10)."""
+    feature_ratio: float = 1.0
+    """fac: share of the missing features to target, most frequent first (paper Table 9)."""
+    spans_in_prompt: int = 5
+    """fac: top-activating spans shown in the feature description."""
+    seed_demos: int = 3
+    """self_instruct: seed demonstrations per prompt (Alpaca: 3)."""
+    generated_demos: int = 2
+    """self_instruct: machine-generated demonstrations added once available."""
+    near_duplicate_rouge: float = 0.7
+    """Candidates with ROUGE-L F1 above this against a kept row are near-duplicates (Self-Instruct's filter)."""
+    prompts_per_call: int = 8
+    """Prompts sent to the generator together (self_instruct, magpie)."""
 
 
 @dataclass
@@ -220,6 +274,9 @@ class Config:
     relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
     task: TaskConfig = MISSING
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    synthesis: SynthesisConfig = MISSING
+    n_samples: int = 50
+    """Synthesis budget: rows each strategy writes."""
     trainer: Any = MISSING
     logger: Any = None
 

@@ -105,15 +105,15 @@ def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], s
     if source.local_path:
         path = Path(data_dir) / source.local_path  # an absolute local_path ignores data_dir
         if path.exists() or not source.hub_id:
-            rows = list(read_rows(path))
+            rows = list(read_rows(path))[source.skip_rows :]
             return rows[: source.max_rows], str(path)
     if not source.hub_id:
         raise DataError(f"source {source.name!r} names neither local_path nor hub_id")
     import datasets
 
     ds = datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir, split=source.split)
-    if source.max_rows is not None:
-        ds = ds.select(range(min(source.max_rows, len(ds))))
+    end = len(ds) if source.max_rows is None else min(source.skip_rows + source.max_rows, len(ds))
+    ds = ds.select(range(source.skip_rows, end))
     return list(ds), f"hub:{source.hub_id}"
 
 
@@ -121,7 +121,7 @@ def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conve
     """All conversations of a source; a malformed row fails with the file and row number named."""
     rows, origin = load_rows(source, data_dir)
     conversations = []
-    for i, row in enumerate(rows, start=1):
+    for i, row in enumerate(rows, start=source.skip_rows + 1):
         try:
             conversation = row_to_conversation(row, source)
         except (KeyError, TypeError) as e:

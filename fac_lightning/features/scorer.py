@@ -87,6 +87,12 @@ class FeatureScorer:
         max_BF, argmax_BF = codes_BTF.max(dim=1)
         return max_BF.cpu(), argmax_BF.cpu()
 
+    def dense_scores(self, conversations: list[Conversation]) -> np.ndarray:
+        """(N, F) max-pooled scores of a few conversations (no sparsification), e.g. synthesis candidates."""
+        sequences, masks = self.tokenize(conversations)
+        return torch.cat([self.score_batch(sequences[i : i + self.batch_size], masks[i : i + self.batch_size])[0]
+                          for i in range(0, len(sequences), self.batch_size)]).numpy()
+
     def score(self, sequences: list[list[int]], role_masks: list[torch.Tensor], offset: int = 0) -> ScoredChunk:
         parts = []
         for start in range(0, len(sequences), self.batch_size):

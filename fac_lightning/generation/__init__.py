@@ -9,11 +9,17 @@ def build_generator(cfg: GeneratorConfig, backbone=None) -> Generator:
         from fac_lightning.generation.hf import TransformersGenerator
 
         return TransformersGenerator.from_config(cfg, backbone)
+    if cfg.kind == "vllm":
+        from fac_lightning.generation.vllm_engine import VLLMGenerator
+
+        if cfg.model is None and backbone is None:
+            raise ValueError("generator=vllm needs generator.model or a backbone")
+        return VLLMGenerator.from_config(cfg, cfg.model or backbone.path)
     if cfg.kind == "openai":
         from fac_lightning.generation.openai_compatible import OpenAICompatibleGenerator
 
         return OpenAICompatibleGenerator.from_config(cfg)
-    raise ValueError(f"generator.kind={cfg.kind!r}: choose from ['openai', 'transformers']")
+    raise ValueError(f"generator.kind={cfg.kind!r}: choose from ['openai', 'transformers', 'vllm']")
 
 
 __all__ = ["Generator", "SamplingParams", "build_generator"]

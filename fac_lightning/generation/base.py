@@ -30,3 +30,7 @@ class Generator(Protocol):
     def generate(self, prompts: list[Conversation], params: SamplingParams) -> list[list[str]]:
         """``params.n`` completions for each chat prompt, in order."""
         ...
+
+    def complete(self, texts: list[str], params: SamplingParams) -> list[list[str]]:
+        """``params.n`` raw continuations of each text (no chat template applied; Magpie needs this)."""
+        ...

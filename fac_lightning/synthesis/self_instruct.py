@@ -1,0 +1,49 @@
+"""Self-Instruct, Alpaca variant (Taori et al. 2023): a numbered list of seed demonstrations plus generated ones, the
+model writes the next item; ROUGE-L novelty filter (< 0.7 against seeds and kept rows) and the keyword blacklist."""
+
+import random
+
+from rouge_score import rouge_scorer
+
+from fac_lightning.synthesis.base import RowWriter, Strategy, clean_query, register_strategy
+
+# stanford_alpaca generate_instruction.py's blacklist (Self-Instruct's plus video/audio/music/flowchart/diagram)
+BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
+             "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
+
+
+def blacklisted(text: str) -> bool:
+    words = f" {text.lower()} "
+    return any(f" {w} " in words for w in BLACKLIST) or not text[:1].isalnum() or not text[:1].isascii()
+
+
+@register_strategy
+class SelfInstructStrategy(Strategy):
+    name = "self_instruct"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        if not self.context.seed_texts:
+            raise ValueError("synthesis=self_instruct needs task.seed_data for its demonstrations")
+        self.rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+    def prompt(self, rng: random.Random, generated: list[str]) -> str:
+        demos = rng.sample(self.context.seed_texts, min(self.cfg.seed_demos, len(self.context.seed_texts)))
+        demos += rng.sample(generated, min(self.cfg.generated_demos, len(generated)))
+        rng.shuffle(demos)
+        examples = "\n".join(f"{i + 1}. {d}" for i, d in enumerate(demos))
+        return self.task.prompts.self_instruct.format(examples=examples, next_index=len(demos) + 1)
+
+    def run_unit(self, unit: int, writer: RowWriter) -> None:
+        rng = random.Random(self.seed * 100_003 + unit)
+        prompts = [self.prompt(rng, writer.texts()) for _ in range(self.cfg.prompts_per_call)]
+        outputs = self.generator.generate([self.chat(p) for p in prompts], self.params(unit))
+        for prompt, (raw,) in zip(prompts, outputs):
+            text = clean_query(raw)
+            if text and blacklisted(text):
+                writer.reject("blacklisted")
+            elif any(self.rouge.score(s, text)["rougeL"].fmeasure > self.cfg.near_duplicate_rouge
+                     for s in self.context.seed_texts):
+                writer.reject("near_duplicate_of_seed")
+            else:
+                writer.offer(raw, self.provenance(unit, prompt))

@@ -1,0 +1,23 @@
+"""Entry point: ``python synthesize.py task=toxicity synthesis=fac n_samples=50`` writes a synthetic data set and
+its FAC (``synthesis=self_instruct | magpie`` for the baselines; ``generator=openai | vllm`` for other engines)."""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from fac_lightning.config import register_configs
+from fac_lightning.stages.synthesis import run_synthesis_stage
+
+log = logging.getLogger(__name__)
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    folder = run_synthesis_stage(cfg)
+    print(f"synthetic data set: {folder / 'rows.jsonl'}\nmanifest: {folder / 'manifest.json'}")
+
+
+if __name__ == "__main__":
+    main()

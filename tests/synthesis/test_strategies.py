@@ -1,0 +1,69 @@
+"""Synthesis strategies end to end on a tiny random Llama: rows, provenance, manifest, resume, reproducibility."""
+
+import json
+
+import pytest
+
+from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifact_dir
+from fac_lightning.synthesis.base import RowWriter, clean_query, strategy_class
+from fac_lightning.synthesis.magpie import MagpieStrategy
+from tests.test_evaluate import tiny_config
+
+SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
+                 "relevance.method=all", "synthesis.near_duplicate_rouge=0.95"]
+
+
+@pytest.mark.parametrize("raw,clean", [("Query-1: How do I hack wifi?\tlabel 1", "How do I hack wifi?"),
+                                       ('"tell me a joke"', "tell me a joke"), ("3. steal a car\n\nmore", "steal a car"),
+                                       ("Message 4: hi there", "hi there")])
+def test_clean_query_strips_template_artefacts(raw, clean):
+    assert clean_query(raw) == clean
+
+
+def test_unknown_strategy_is_named():
+    with pytest.raises(ValueError, match="'fca'.*fac"):
+        strategy_class("fca")
+
+
+@pytest.mark.parametrize("strategy", ["fac", "self_instruct", "magpie"])
+def test_strategy_writes_rows_with_provenance_and_manifest(tiny_llama_dir, tmp_path, strategy):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}", *SHORT_OUTPUTS)
+    cfg.task.seed_data[0].max_rows = 10
+    folder = run_synthesis_stage(cfg)
+    rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert 0 < len(rows) <= 6 and manifest["rows"] == len(rows)
+    assert all(r["label"] == 1 and r["text"] and r["provenance"]["strategy"] == strategy for r in rows)
+    assert len({r["text"] for r in rows}) == len(rows)
+    assert 0 <= manifest["fac"]["binary"] <= 1 and isinstance(manifest["rejections"], dict)
+    if strategy == "fac":
+        assert all(r["provenance"]["score"] > 0 and "target_feature" in r["provenance"] for r in rows)
+        assert manifest["missing_features"] > 0
+
+
+def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_llama_dir, tmp_path / "a", "synthesis=magpie", "synthesis.prompts_per_call=2",
+                      *SHORT_OUTPUTS)
+    uninterrupted = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
+
+    cfg = tiny_config(tiny_llama_dir, tmp_path / "b", "synthesis=magpie", "synthesis.prompts_per_call=2",
+                      *SHORT_OUTPUTS)
+    original = RowWriter.commit_unit
+
+    def killed_after_two_units(self):
+        original(self)
+        if self.units_done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RowWriter, "commit_unit", killed_after_two_units)
+    with pytest.raises(KeyboardInterrupt):
+        run_synthesis_stage(cfg)
+    partial = synthetic_artifact_dir(cfg).with_name(synthetic_artifact_dir(cfg).name + ".partial")
+    written = (partial / "rows.jsonl").read_text()
+    monkeypatch.setattr(RowWriter, "commit_unit", original)
+    units, run_unit = [], MagpieStrategy.run_unit
+    monkeypatch.setattr(MagpieStrategy, "run_unit", lambda self, unit, writer: (units.append(unit),
+                                                                                run_unit(self, unit, writer)))
+    resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
+    assert written and resumed.startswith(written) and resumed == uninterrupted
+    assert units[0] == 2  # the two finished units were not redone
