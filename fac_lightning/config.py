@@ -273,7 +273,10 @@ class BenchmarkConfig:
     source: SourceConfig = MISSING
     """Where the labelled test texts come from (``field`` = the text column)."""
     label_fields: list[str] = field(default_factory=list)
-    """A row is toxic if any of these fields is 1 (rows where all are missing are skipped as unknown)."""
+    """A row is toxic if any of these fields is 1."""
+    skip_unlabelled: bool = False
+    """Skip rows whose label fields are all missing (the moderation set marks unknown that way); otherwise such a
+    row is an error naming it."""
     limit: int | None = None
     """Evaluate on the first ``limit`` rows only (recorded in the metrics file; never applied silently)."""
 

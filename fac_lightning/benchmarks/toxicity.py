@@ -9,7 +9,7 @@ from fac_lightning.data.conversations import load_labelled
 
 
 def load_benchmark(cfg: BenchmarkConfig, data_dir) -> tuple[list[str], np.ndarray]:
-    texts, labels = load_labelled(cfg.source, list(cfg.label_fields), data_dir)
+    texts, labels = load_labelled(cfg.source, list(cfg.label_fields), data_dir, cfg.skip_unlabelled)
     if cfg.limit is not None:
         texts, labels = texts[: cfg.limit], labels[: cfg.limit]
     return texts, np.array(labels)

@@ -134,16 +134,19 @@ def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conve
     return conversations
 
 
-def load_labelled(source: SourceConfig, label_fields: list[str], data_dir: str | Path) -> tuple[list[str], list[int]]:
-    """Texts and binary labels (1 if any of ``label_fields`` is 1). Rows whose label fields are all missing are
-    unknown and skipped; a row with no text or a non-0/1 label fails with its file and row named."""
+def load_labelled(source: SourceConfig, label_fields: list[str], data_dir: str | Path,
+                  skip_unlabelled: bool = False) -> tuple[list[str], list[int]]:
+    """Texts and binary labels (1 if any of ``label_fields`` is 1). A row with no label, no text or a non-0/1 label
+    fails with its file and row named (rows with no label are skipped instead with ``skip_unlabelled``)."""
     rows, origin = load_rows(source, data_dir)
     field = source.field or _DEFAULT_FIELD[source.format]
     texts, labels = [], []
     for i, row in enumerate(rows, start=source.skip_rows + 1):
         values = [row.get(f) for f in label_fields if row.get(f) is not None]
-        if not values:
+        if not values and skip_unlabelled:
             continue
+        if not values:
+            raise DataError(f"{origin}: row {i} has no label (none of the fields {label_fields})")
         if any(v not in (0, 1, True, False) for v in values):
             raise DataError(f"{origin}: row {i} has a label that is not 0/1 in {label_fields}: {values}")
         if not isinstance(row.get(field), str) or not row[field].strip():

@@ -1,0 +1,89 @@
+"""The whole toxicity chain (`python train.py`) on a tiny random Llama: metrics, caching, resume, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+from hydra.errors import ConfigCompositionException
+
+import evaluate
+from fac_lightning.benchmarks.toxicity import load_benchmark
+from fac_lightning.config import BenchmarkConfig, SourceConfig
+from fac_lightning.data.conversations import DataError
+from fac_lightning.finetune.classifier import HeadOnlyClassifier
+from fac_lightning.stages import sae
+from fac_lightning.stages.experiment import run_experiment
+from tests.conftest import DATA_DIR, compose_config
+from tests.test_evaluate import tiny_config
+
+CHAIN = ["n_samples=4", "task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12",
+         "relevance.method=all", "finetune.epochs=2", "finetune.safe_examples=20", "benchmark.limit=40",
+         "embedder=none"]
+
+
+def chain_config(tiny_llama_dir, tmp_path, *overrides):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, *CHAIN, *overrides)
+    cfg.task.seed_data[0].max_rows = 8
+    cfg.task.train_positive_full[0].max_rows = 30
+    cfg.task.train_negative = cfg.task.train_negative[:1]
+    return cfg
+
+
+@pytest.mark.parametrize("strategy", ["none", "fac"])
+def test_chain_writes_metrics_and_leaderboard(tiny_llama_dir, tmp_path, strategy):
+    cfg = chain_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}")
+    result = run_experiment(cfg)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(result))
+    bench = metrics["benchmark"]
+    assert bench["examples"] == 40 and bench["limit"] == 40 and 0 <= bench["auprc"] <= 1
+    assert metrics["train_negatives"] == 20 and 0 <= metrics["fac"]["binary"] <= 1
+    assert set(metrics["timings_s"]) == {"feature_space", "training_positives", "training_set_metrics",
+                                         "finetune_and_benchmark"}
+    board = evaluate.write_leaderboard(tmp_path / "out", tmp_path / "board")
+    assert strategy in board["markdown"] and (tmp_path / "board" / "fac_vs_auprc.png").exists()
+
+
+def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=none", "finetune.epochs=3")
+    original = HeadOnlyClassifier.training_step
+
+    def killed_in_epoch_2(self, batch, batch_idx):
+        if self.current_epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(HeadOnlyClassifier, "training_step", killed_in_epoch_2)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):  # Lightning turns Ctrl-C into exit(1)
+        run_experiment(cfg)
+    monkeypatch.setattr(HeadOnlyClassifier, "training_step", original)
+    epochs = []
+    monkeypatch.setattr(HeadOnlyClassifier, "on_train_epoch_start", lambda self: epochs.append(self.current_epoch))
+    monkeypatch.setattr(sae, "load_backbone", lambda *a: pytest.fail("the SAE stage ran again"))
+    result = run_experiment(cfg)
+    assert epochs == [2] and 0 <= result["benchmark"]["auprc"] <= 1
+
+
+def test_misspelled_strategy_is_named():
+    with pytest.raises(ConfigCompositionException, match="fca"):
+        compose_config(["synthesis=fca"])
+
+
+def test_missing_data_file_is_named(tmp_path):
+    bench = BenchmarkConfig(name="b", source=SourceConfig(name="s", format="prompt", local_path="gone.jsonl"),
+                            label_fields=["label"])
+    with pytest.raises(FileNotFoundError, match="gone.jsonl"):
+        load_benchmark(bench, tmp_path)
+
+
+def test_row_without_label_is_named(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"text": "hi", "label": 0}\n{"text": "no label here"}\n')
+    bench = BenchmarkConfig(name="b", source=SourceConfig(name="s", format="prompt", field="text",
+                                                          local_path="rows.jsonl"), label_fields=["label"])
+    with pytest.raises(DataError, match=r"rows.jsonl: row 2 has no label"):
+        load_benchmark(bench, tmp_path)
+
+
+def test_moderation_benchmark_loads_the_real_set():
+    texts, labels = load_benchmark(compose_config().benchmark, DATA_DIR)
+    assert len(texts) == len(labels) and 700 < len(texts) <= 840 and 200 < np.sum(labels) <= 261
