@@ -59,7 +59,7 @@ def fit(module: pl.LightningModule, loader: DataLoader, cfg: DictConfig, work: P
     trainer = pl.Trainer(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, logger=False,
                          max_epochs=cfg.finetune.epochs, accumulate_grad_batches=cfg.finetune.accumulate_grad_batches,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                         callbacks=[pl.callbacks.ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
+                         callbacks=[pl.callbacks.ModelCheckpoint(dirpath=work, save_last=True,
                                                                  save_on_train_epoch_end=True, every_n_epochs=1)])
     last = work / "last.ckpt"
     trainer.fit(module, loader, ckpt_path=str(last) if last.exists() else None)
