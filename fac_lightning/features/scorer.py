@@ -94,12 +94,14 @@ class FeatureScorer:
                           for i in range(0, len(sequences), self.batch_size)]).numpy()
 
     def score(self, sequences: list[list[int]], role_masks: list[torch.Tensor], offset: int = 0) -> ScoredChunk:
+        """Sparse scores of sample ``offset + i`` for each sequence i (batched by length to limit padding)."""
+        order = torch.tensor(sorted(range(len(sequences)), key=lambda i: len(sequences[i])), dtype=torch.long)
         parts = []
-        for start in range(0, len(sequences), self.batch_size):
-            max_BF, argmax_BF = self.score_batch(sequences[start : start + self.batch_size],
-                                                 role_masks[start : start + self.batch_size])
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            max_BF, argmax_BF = self.score_batch([sequences[i] for i in rows], [role_masks[i] for i in rows])
             b, f = (max_BF > self.floor).nonzero(as_tuple=True)
-            parts.append((b + offset + start, f, max_BF[b, f], argmax_BF[b, f]))
+            parts.append((rows[b] + offset, f, max_BF[b, f], argmax_BF[b, f]))
         return ScoredChunk(*(torch.cat([p[i] for p in parts]).numpy() for i in range(4)))
 
 
