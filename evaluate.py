@@ -90,7 +90,7 @@ def write_feature_cards(cfg: DictConfig, space: FeatureSpace) -> Path:
     candidates = np.flatnonzero(relevant_anchor_features(anchor, delta, space.relevant))
     if not len(candidates):  # nothing relevant: show the most frequent anchor features instead
         candidates = np.flatnonzero(anchor.active(delta))
-    rank = np.array([-space.records.get(int(f), {}).get("log_odds", 0.0) for f in candidates])
+    rank = np.array([-space.records.get(int(f), {}).get("rate_diff", 0.0) for f in candidates])
     counts = anchor.active_counts(delta, np.flatnonzero(space.labels == 1))[candidates]
     order = np.lexsort((-counts, rank))
     chosen = [int(f) for f in candidates[order][: cfg.cards]]

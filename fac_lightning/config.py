@@ -154,6 +154,8 @@ class RelevanceConfig:
     """label_contrast: Benjamini-Hochberg false discovery rate for the one-sided Fisher exact test."""
     min_positive: int = 3
     """label_contrast: a feature must fire on at least this many task-positive anchor samples."""
+    min_log_odds: float = 1.0
+    """label_contrast: minimum smoothed log-odds ratio (positive vs other side) - the effect size."""
     max_features: int | None = 50
     """llm_judge: judge only the most frequent anchor features (cost cap; None = all)."""
     spans_shown: int = 10

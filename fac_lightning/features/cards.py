@@ -15,7 +15,8 @@ def card(feature: int, table: FeatureTable, labels: np.ndarray, record: dict, re
     if "explanation" in record:
         lines.append(f"- explanation: {record['explanation']}")
     if "q" in record:
-        lines.append(f"- label contrast: log-odds {record['log_odds']:.2f}, BH q = {record['q']:.2e}")
+        lines.append(f"- label contrast: log-odds {record['log_odds']:.2f}, BH q = {record['q']:.2e}, "
+                     f"firing-rate difference {record['rate_diff']:+.2f}")
     lines += [(f"- fires (> {delta}) on {pos}/{int((labels == 1).sum())} task-positive and "
               f"{neg}/{int((labels == 0).sum())} other anchor samples"), "", "Top-activating spans (score):", ""]
     for i, span in enumerate(table.spans.get(feature, [])[:spans_shown]):

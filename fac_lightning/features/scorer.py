@@ -13,12 +13,14 @@ import torch
 
 from fac_lightning.activations import collate
 from fac_lightning.backbone import Backbone
-from fac_lightning.chat import encode_chat
+from fac_lightning.chat import format_chat
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.features.table import FeatureTable, Span
 from fac_lightning.hooks import run_to_layer
 
 POSITIONS = ("both", "user", "response")
+SCORER_VERSION = 2
+"""Part of every feature-table artifact key: bump it when a change alters the scores or spans."""
 
 
 @dataclass
@@ -32,14 +34,22 @@ class ScoredChunk:
 
 
 def role_spans(tokenizer, conversation: Conversation, max_length: int) -> tuple[list[int], list[str]]:
-    """Token ids and the role of each token, by rendering the conversation one message at a time."""
-    ids = encode_chat(tokenizer, conversation, max_length)
+    """Token ids and the role of each token: a token belongs to a message if it overlaps that message's content in
+    the rendered text; template tokens (role headers, end-of-turn markers) get the role ``template``."""
+    text = format_chat(tokenizer, conversation)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"][:max_length], enc["offset_mapping"][:max_length]
     roles = ["template"] * len(ids)
-    start = 0
-    for i, message in enumerate(conversation):
-        end = min(len(encode_chat(tokenizer, conversation[: i + 1])), len(ids))
-        roles[start:end] = [message["role"]] * (end - start)
-        start = end
+    cursor = 0
+    for message in conversation:
+        start = text.find(message["content"].strip(), cursor)
+        if start < 0:  # the template rewrote the content: its tokens stay "template" and are not pooled
+            continue
+        end = start + len(message["content"].strip())
+        cursor = end
+        for t, (a, b) in enumerate(offsets):
+            if a < end and b > start:
+                roles[t] = message["role"]
     return ids, roles
 
 
@@ -111,11 +121,17 @@ def top_spans(chunk: ScoredChunk, sequences: list[list[int]], tokenizer, prefix_
     order = np.lexsort((-chunk.score, chunk.feature_idx))  # by feature, then score descending
     features, starts = np.unique(chunk.feature_idx[order], return_index=True)
     spans: dict[int, list[Span]] = {}
-    for feature, start in zip(features.tolist(), starts.tolist()):
-        rows = order[start : start + top_n]
-        rows = rows[chunk.feature_idx[rows] == feature]
-        spans[feature] = [span_of(sequences[chunk.sample_idx[r]], int(chunk.argmax[r]), float(chunk.score[r]),
-                                  int(chunk.sample_idx[r]), tokenizer, prefix_len, span_tokens) for r in rows]
+    ends = np.append(starts[1:], len(order))
+    for feature, start, end in zip(features.tolist(), starts.tolist(), ends.tolist()):
+        kept: list[Span] = []
+        for r in order[start:end]:  # best first; identical span texts (duplicate samples) are shown once
+            span = span_of(sequences[chunk.sample_idx[r]], int(chunk.argmax[r]), float(chunk.score[r]),
+                           int(chunk.sample_idx[r]), tokenizer, prefix_len, span_tokens)
+            if all(span.text != k.text for k in kept):
+                kept.append(span)
+            if len(kept) == top_n:
+                break
+        spans[feature] = kept
     return spans
 
 

@@ -20,7 +20,7 @@ def select_relevant(cfg: RelevanceConfig, anchor: FeatureTable, labels: np.ndarr
     if cfg.method == "label_contrast":
         from fac_lightning.relevance.label_contrast import label_contrast
 
-        relevant, stats = label_contrast(anchor, labels, delta, cfg.fdr, cfg.min_positive)
+        relevant, stats = label_contrast(anchor, labels, delta, cfg.fdr, cfg.min_positive, cfg.min_log_odds)
         records = {int(f): {k: float(v[f]) for k, v in stats.items()} for f in np.flatnonzero(active)}
         return relevant, records
     if cfg.method == "llm_judge":

@@ -17,7 +17,7 @@ from fac_lightning.artifacts import atomic_dir, config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.config import FeaturesConfig
 from fac_lightning.data.conversations import Conversation
-from fac_lightning.features.scorer import FeatureScorer, ScoredChunk, chunks, table_from_chunk
+from fac_lightning.features.scorer import SCORER_VERSION, FeatureScorer, ScoredChunk, chunks, table_from_chunk
 from fac_lightning.features.table import FeatureTable
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def dataset_fingerprint(conversations: list[Conversation]) -> str:
 def feature_table(name: str, conversations: list[Conversation], backbone: Backbone, sae, sae_dir: Path,
                   cfg: FeaturesConfig, artifacts_dir: str | Path) -> tuple[FeatureTable, Path]:
     """Load the cached table of ``conversations`` or score them (resuming a partial run); return it and its folder."""
-    key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.__dict__)
+    key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.__dict__, SCORER_VERSION)
     final = Path(artifacts_dir) / "features" / f"{name}-{key}"
     if (final / "table.npz").exists():
         return FeatureTable.load(final), final
