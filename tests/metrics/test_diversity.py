@@ -20,3 +20,11 @@ def test_repetitive_text_scores_less_diverse():
 def test_cosine_distance():
     assert mean_pairwise_cosine_distance(np.array([[1.0, 0], [2.0, 0]])) == 0.0
     assert np.isclose(mean_pairwise_cosine_distance(np.array([[1.0, 0], [0, 1.0]])), 1.0)
+
+
+def test_minilm_embeddings_put_paraphrases_closer():
+    from fac_lightning.metrics.embeddings import minilm_embeddings
+
+    e = minilm_embeddings(["how to make a bomb", "how to build an explosive device", "a recipe for lentil soup"])
+    unit = e / np.linalg.norm(e, axis=1, keepdims=True)
+    assert e.shape == (3, 384) and unit[0] @ unit[1] > unit[0] @ unit[2] + 0.3
