@@ -2,7 +2,7 @@
 
 For each feature active on the anchor, a one-sided Fisher exact test asks whether it fires on a larger share of
 positive (label 1) than negative (label 0) samples; p-values are corrected with Benjamini-Hochberg and a feature is
-relevant when q < fdr, its smoothed log-odds ratio is at least ``min_log_odds`` (1.0: odds ~2.7x higher on the
+relevant when q < fdr, its smoothed log-odds ratio is at least ``min_log_odds`` (0.5: odds ~1.65x higher on the
 positive side, so that features firing almost everywhere are not called relevant on sample size alone) and it fires
 on >= ``min_positive`` positive samples.
 The one-sided Fisher p-value is the hypergeometric upper tail, computed for all features at once.
@@ -15,7 +15,7 @@ from fac_lightning.features.table import FeatureTable
 
 
 def label_contrast(table: FeatureTable, labels: np.ndarray, delta: float, fdr: float = 0.05,
-                   min_positive: int = 3, min_log_odds: float = 1.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                   min_positive: int = 3, min_log_odds: float = 0.5) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Returns (relevant (F,) bool, per-feature statistics)."""
     labels = np.asarray(labels).astype(bool)
     if len(labels) != table.num_samples:

@@ -70,7 +70,7 @@ def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Pa
                                                        cfg.seed, context)
     work = final.with_name(final.name + ".partial")
     writer = RowWriter(work, OmegaConf.to_object(cfg.task), cfg.n_samples, synthesis_cfg.near_duplicate_rouge)
-    max_units = 10 * math.ceil(cfg.n_samples / max(synthesis_cfg.prompts_per_call, 1)) + 3 * len(missing)
+    max_units = 3 * math.ceil(cfg.n_samples / max(synthesis_cfg.prompts_per_call, 1)) + 3 * len(missing)
     log.info("synthesis=%s: %d missing features, budget %d rows", strategy.name, len(missing), cfg.n_samples)
     strategy.run(writer, max_units)
     rows = [[{"role": "user", "content": r["text"]}] for r in writer.rows]
