@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.backbone import load_backbone
-from fac_lightning.config import register_configs
+from fac_lightning.config import SynthesisConfig, register_configs
 from fac_lightning.stages.synthesis import run_synthesis_stage
 
 register_configs()
@@ -38,7 +38,8 @@ def main(cfg: DictConfig) -> None:
         for seed in seeds:
             run = cfg.copy()
             run.seed = seed
-            run.synthesis = OmegaConf.load(ROOT / "conf" / "synthesis" / f"{strategy}.yaml")
+            run.synthesis = OmegaConf.merge(OmegaConf.structured(SynthesisConfig),
+                                            OmegaConf.load(ROOT / "conf" / "synthesis" / f"{strategy}.yaml"))
             if two_step is not None:
                 run.synthesis.two_step = two_step
             started = time.time()
