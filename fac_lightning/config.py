@@ -79,6 +79,9 @@ class SAEConfig:
     """Held-out FVU / CE-loss-recovered every this many steps (and at the end)."""
     checkpoint_every_steps: int = 100
     """Lightning checkpoint cadence; a killed run resumes from the last one."""
+    seed: int = 0
+    """SAE initialisation and data order. Separate from the run ``seed`` so that a sweep over seeds (synthesis,
+    finetune) trains the SAE once."""
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The ``sae`` stage: train a TopK SAE on the backbone's streamed activations and save it as an artifact.
 
 Artifact: ``<artifacts_dir>/sae/<backbone>-L<layer>-<hash>/`` with ``cfg.json``, ``sae.safetensors`` and
-``manifest.json``; the hash covers exactly the backbone, layer, SAE recipe, activation settings, data and seed.
+``manifest.json``; the hash covers exactly the backbone, layer, SAE recipe (with its own seed), activation settings and data.
 Checkpoints live in ``<artifact>.partial/`` until the run completes; rerunning a killed run resumes from them.
 """
 
@@ -28,7 +28,7 @@ BACKBONE_KEYS = ("name", "model", "gguf_package", "gguf_file", "gguf_assembler",
 
 def sae_artifact_dir(cfg: DictConfig) -> Path:
     backbone = {k: cfg.backbone[k] for k in BACKBONE_KEYS}
-    key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, cfg.seed)
+    key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data)
     return Path(cfg.paths.artifacts_dir) / "sae" / f"{cfg.backbone.name}-L{cfg.backbone.layer}-{key}"
 
 
@@ -45,14 +45,14 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
         log.info("SAE artifact exists, reusing %s", final)
         return final
     started = time.time()
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.sae.seed, workers=True)
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
     train, heldout = build_corpora(cfg, backbone)
     log.info("SAE corpus: %d train / %d held-out sequences, %d train tokens",
              len(train), len(heldout), sum(len(s) for s in train.sequences))
     module = SAEModule(OmegaConf.to_object(cfg.sae), backbone.d_model, backbone)
     datamodule = ActivationDataModule(backbone, train, heldout, cfg.sae.batch_tokens,
-                                      cfg.activations.buffer_tokens, cfg.seed)
+                                      cfg.activations.buffer_tokens, cfg.sae.seed)
     work = final.with_name(final.name + ".partial")
     max_steps = max(cfg.sae.train_tokens // cfg.sae.batch_tokens, 1)
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
