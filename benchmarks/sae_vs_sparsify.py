@@ -1,16 +1,20 @@
-"""Our TopK SAE (Lightning training path) vs EleutherAI sparsify's SparseCoder, on the same pre-harvested activations.
+"""Our TopK SAE (real Lightning training path) vs EleutherAI sparsify's SparseCoder on the same activations.
 
-    python benchmarks/sae_vs_sparsify.py sae.auxk_coef=0 [sae.k=32 sae.expansion_factor=16 sae.batch_tokens=4096]
-        [+bench.tokens=200000 +bench.heldout_tokens=16384]
+    python benchmarks/sae_vs_sparsify.py sae.auxk_coef=0 [sae.k=32 sae.expansion_factor=16]
+        [sae.batch_tokens=4096] [+bench.tokens=200000 +bench.heldout_tokens=16384 +bench.repeats=1]
 
-Needs sparsify, installed only for this benchmark (keeps our torch/transformers untouched):
+sparsify is installed only for this benchmark, without letting pip touch torch / transformers:
     pip install --no-deps eai-sparsify simple-parsing docstring-parser einops natsort schedulefree
-Activations of ``backbone.layer`` are harvested once into RAM (held-out = the first batches, i.e. other sequences),
-the training ones shuffled once; both SAEs then see the same batches in the same order, with the same width, k,
-batch size, constant Adam LR and AuxK weight (``sae.auxk_coef`` is used as sparsify's ``auxk_alpha``). Only the
-training loops are timed. Held-out FVU = sum||x - x_hat||^2 / sum||x - mean(x)||^2 over all held-out tokens.
+
+Activations of ``backbone.layer`` are harvested once into RAM (held-out = the first batches, so other
+sequences), the training ones shuffled once; both SAEs see the same batches in the same order, with the same
+width, k, batch size, constant Adam LR and AuxK weight (``sae.auxk_coef`` doubles as sparsify's
+``auxk_alpha``). Each SAE keeps its own initialisation and Adam eps. Only the training loops are timed
+(``+bench.repeats=N``: each SAE is trained N times, alternating which goes first, and the median is reported,
+since the CPU may be shared). Held-out FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over held-out tokens.
 """
 
+import statistics
 import time
 
 import hydra
@@ -28,30 +32,31 @@ from fac_lightning.sae.module import SAEModule, auto_lr
 try:
     from sparsify import SparseCoder, SparseCoderConfig
 except ImportError as e:
-    raise SystemExit(f"sparsify is not importable ({e}). Install it without touching torch/transformers:\n"
-                     "  pip install --no-deps eai-sparsify simple-parsing docstring-parser einops natsort schedulefree")
+    raise SystemExit(f"sparsify is not importable ({e}); install it without touching torch/transformers:\n"
+                     "  pip install --no-deps eai-sparsify simple-parsing docstring-parser einops natsort "
+                     "schedulefree")
 
 register_configs()
 
 
 def harvest(cfg: DictConfig, n_train: int, n_heldout: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+    """(shuffled training batches of batch_tokens rows, held-out activations, d_model)."""
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
     conversations = [c for s in cfg.data.sources for c in load_conversations(s, cfg.paths.data_dir)]
     corpus = TokenizedCorpus(backbone, conversations, cfg.activations)
     stream = ActivationStream(backbone, corpus, cfg.sae.batch_tokens, cfg.activations.buffer_tokens, cfg.seed)
-    heldout, train, n = [], [], 0
-    start = time.perf_counter()
-    for batch in corpus.batches(cfg.seed):  # whole batches go to one side: held-out and train share no sequence
-        x_ND = stream.harvest(batch).clone()
+    heldout, train, n, start = [], [], 0, time.perf_counter()
+    for batch in corpus.batches(cfg.seed):  # whole text batches go to one side: no sequence is in both
+        x_ND = stream.harvest(batch).clone()  # clone: leave inference mode
         (heldout if sum(map(len, heldout)) < n_heldout else train).append(x_ND)
         n += len(x_ND)
         if n >= n_heldout + n_train:
             break
-    x_train = torch.cat(train)
-    x_train = x_train[torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed))]
     print(f"harvested {n} tokens in {time.perf_counter() - start:.0f} s")
-    return list(x_train.split(cfg.sae.batch_tokens))[: n_train // cfg.sae.batch_tokens], torch.cat(heldout), \
-        backbone.d_model
+    x_ND = torch.cat(train)
+    x_ND = x_ND[torch.randperm(len(x_ND), generator=torch.Generator().manual_seed(cfg.seed))]
+    batches = [x for x in x_ND.split(cfg.sae.batch_tokens) if len(x) == cfg.sae.batch_tokens]
+    return batches[: n_train // cfg.sae.batch_tokens], torch.cat(heldout), backbone.d_model
 
 
 class LoopTimer(pl.Callback):
@@ -64,21 +69,21 @@ class LoopTimer(pl.Callback):
 
 def train_ours(cfg: DictConfig, batches: list[torch.Tensor], d_in: int) -> tuple[torch.nn.Module, float]:
     torch.manual_seed(cfg.seed)
-    module = SAEModule(OmegaConf.to_object(cfg.sae), d_in)
-    timer = LoopTimer()
-    trainer = pl.Trainer(max_steps=len(batches), accelerator="cpu", devices=1, logger=False, callbacks=[timer],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0)
+    module, timer = SAEModule(OmegaConf.to_object(cfg.sae), d_in), LoopTimer()
+    trainer = pl.Trainer(max_steps=len(batches), accelerator="cpu", devices=1, logger=False,
+                         callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(module, DataLoader(batches, batch_size=None))
     assert trainer.global_step == len(batches), trainer.global_step
     return module.sae, timer.seconds
 
 
-def train_sparsify(cfg: DictConfig, batches: list[torch.Tensor], d_in: int, lr: float) -> tuple[torch.nn.Module, float]:
-    """sparsify's Trainer.fit inner loop (fvu loss, one micro-batch, no grad accumulation), with Adam at a constant LR."""
+def train_sparsify(cfg: DictConfig, batches: list[torch.Tensor], d_in: int, lr: float):
+    """sparsify's Trainer.fit step (loss_fn=fvu, no grad accumulation or micro-batches), constant-LR Adam."""
     torch.manual_seed(cfg.seed)
-    sae = SparseCoder(d_in, SparseCoderConfig(expansion_factor=cfg.sae.expansion_factor, num_latents=cfg.sae.num_latents,
-                                              k=cfg.sae.k, normalize_decoder=True), "cpu", dtype=torch.float32)
+    coder_cfg = SparseCoderConfig(expansion_factor=cfg.sae.expansion_factor,
+                                  num_latents=cfg.sae.num_latents, k=cfg.sae.k, normalize_decoder=True)
+    sae = SparseCoder(d_in, coder_cfg, "cpu", dtype=torch.float32)
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     alpha = cfg.sae.auxk_coef
     since_fired = torch.zeros(sae.num_latents, dtype=torch.long)
@@ -101,7 +106,7 @@ def train_sparsify(cfg: DictConfig, batches: list[torch.Tensor], d_in: int, lr: 
             since_fired[did_fire] = 0
             did_fire.zero_()
     seconds = time.perf_counter() - start
-    sae.set_decoder_norm_to_unit_norm()  # sparsify normalises before each forward; do it once more for eval
+    sae.set_decoder_norm_to_unit_norm()  # sparsify renormalises before each forward: once more before eval
     return sae, seconds
 
 
@@ -117,25 +122,33 @@ def main(cfg: DictConfig) -> None:
     n_train, n_heldout = bench.get("tokens", 200_000), bench.get("heldout_tokens", 16_384)
     batches, x_heldout, d_in = harvest(cfg, n_train, n_heldout)
     num_latents = cfg.sae.num_latents or cfg.sae.expansion_factor * d_in
-    lr = cfg.sae.lr or auto_lr(num_latents)
-    cfg.sae.lr = lr  # both get the same explicit constant LR
-    assert cfg.sae.lr_warmup_steps == 0, "the sparsify loop here has no warm-up; keep sae.lr_warmup_steps=0"
+    cfg.sae.lr = lr = cfg.sae.lr or auto_lr(num_latents)  # the same explicit constant LR for both
+    assert cfg.sae.lr_warmup_steps == 0, "the sparsify loop has no LR warm-up: keep sae.lr_warmup_steps=0"
     tokens = len(batches) * cfg.sae.batch_tokens
 
-    ours, t_ours = train_ours(cfg, batches, d_in)
-    theirs, t_theirs = train_sparsify(cfg, batches, d_in, lr)
-    ours.eval(), theirs.eval()
+    runs = {"ours": lambda: train_ours(cfg, batches, d_in),
+            "sparsify": lambda: train_sparsify(cfg, batches, d_in, lr)}
+    seconds, trained = {name: [] for name in runs}, {}
+    for rep in range(bench.get("repeats", 1)):  # same seed and data: every repeat trains the same SAE
+        for name in sorted(runs, reverse=rep % 2 == 1):
+            trained[name], s = runs[name]()
+            seconds[name].append(s)
+    t_ours, t_theirs = (statistics.median(seconds[name]) for name in runs)
+    ours, theirs = trained["ours"].eval(), trained["sparsify"].eval()
     fvu_ours = heldout_fvu(lambda x: ours(x).x_hat_BD, x_heldout, cfg.sae.batch_tokens)
     fvu_theirs = heldout_fvu(lambda x: theirs(x).sae_out, x_heldout, cfg.sae.batch_tokens)
 
     print(f"\nbackbone={cfg.backbone.name} layer={cfg.backbone.layer} d_in={d_in} num_latents={num_latents} "
           f"k={cfg.sae.k} batch_tokens={cfg.sae.batch_tokens} train_tokens={tokens} steps={len(batches)} "
-          f"heldout_tokens={len(x_heldout)} lr={lr:.3g} auxk={cfg.sae.auxk_coef} init_b_dec(ours)={cfg.sae.init_b_dec} "
-          f"threads={torch.get_num_threads()} torch={torch.__version__}")
+          f"heldout_tokens={len(x_heldout)} lr={lr:.3g} auxk={cfg.sae.auxk_coef} init_b_dec(ours)="
+          f"{cfg.sae.init_b_dec} threads={torch.get_num_threads()} torch={torch.__version__}")
     print("| SAE | tokens/s | held-out FVU |\n|---|---:|---:|")
     print(f"| ours (fac_lightning TopKSAE + Lightning) | {tokens / t_ours:,.0f} | {fvu_ours:.4f} |")
     print(f"| sparsify SparseCoder | {tokens / t_theirs:,.0f} | {fvu_theirs:.4f} |")
-    print(f"\nspeed ratio ours/sparsify: {t_theirs / t_ours:.2f}")
+    print(f"\nspeed ratio ours/sparsify: {t_theirs / t_ours:.2f}  "
+          f"(median of {len(seconds['ours'])} timed run(s); "
+          f"seconds ours {[round(t, 1) for t in seconds['ours']]}, "
+          f"sparsify {[round(t, 1) for t in seconds['sparsify']]})")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,11 @@ def clean_query(text: str) -> str:
     return text
 
 
+def echoes_prompt(text: str, prompt: str) -> bool:
+    """True when the candidate repeats a line of its prompt (instructions or a demonstration) verbatim."""
+    return any(len(line) >= 25 and line in text for line in (raw.strip() for raw in prompt.splitlines()))
+
+
 @dataclass
 class RowWriter:
     """Appends accepted rows to ``rows.jsonl``; ``state.json`` records finished units, row count and rejections."""
@@ -97,7 +102,7 @@ class RowWriter:
             self.rejections["over_budget"] += 1
             return False
         text = clean_query(raw)
-        reason = self.reject_reason(text)
+        reason = "prompt_echo" if echoes_prompt(text, str(provenance.get("prompt", ""))) else self.reject_reason(text)
         if reason:
             self.rejections[reason] += 1
             return False

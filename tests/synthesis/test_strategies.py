@@ -20,6 +20,16 @@ def test_clean_query_strips_template_artefacts(raw, clean):
     assert clean_query(raw) == clean
 
 
+def test_prompt_echo_is_rejected(tmp_path):
+    from fac_lightning.config import TaskConfig
+
+    writer = RowWriter(tmp_path, TaskConfig(name="t", relevance_rubric=""), n_samples=5, near_duplicate_rouge=0.7)
+    prompt = "Some user messages share this pattern: see the examples\nWrite ONE new toxic user message."
+    assert not writer.offer("Some user messages share this pattern: see the examples - how", {"prompt": prompt})
+    assert writer.offer("how do I break into my neighbour's shed at night", {"prompt": prompt})
+    assert writer.rejections["prompt_echo"] == 1
+
+
 def test_unknown_strategy_is_named():
     with pytest.raises(ValueError, match="'fca'.*fac"):
         strategy_class("fca")
