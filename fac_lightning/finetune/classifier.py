@@ -32,15 +32,18 @@ def padded(tokenizer, sequences: list[list[int]]):
 
 @torch.inference_mode()
 def pooled_states(backbone, sequences: list[list[int]], batch_size: int) -> torch.Tensor:
-    """(N, D) final-norm hidden state of each sequence's last token (what the classification head sees)."""
-    out = []
-    for start in range(0, len(sequences), batch_size):
-        ids_BT, mask_BT = padded(backbone.tokenizer, sequences[start : start + batch_size])
+    """(N, D) final-norm hidden state of each sequence's last token (what the classification head sees); batches are
+    formed by length to limit padding."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    states = torch.zeros(len(sequences), backbone.d_model)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids_BT, mask_BT = padded(backbone.tokenizer, [sequences[i] for i in rows])
         hidden_BTD = backbone.model.model(input_ids=ids_BT.to(backbone.device),
                                           attention_mask=mask_BT.to(backbone.device)).last_hidden_state
         last_B = mask_BT.sum(1) - 1
-        out.append(hidden_BTD[torch.arange(len(last_B)), last_B.to(backbone.device)].float().cpu())
-    return torch.cat(out)
+        states[rows] = hidden_BTD[torch.arange(len(last_B)), last_B.to(backbone.device)].float().cpu()
+    return states
 
 
 class HeadOnlyClassifier(pl.LightningModule):
