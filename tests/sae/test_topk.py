@@ -83,7 +83,7 @@ def test_auxk_pushes_a_planted_dead_latent_back_towards_firing():
     def top_pre_act(m: SAEModule) -> float:
         return m.sae.pre_acts(x_ND)[:, 0].max().item()
 
-    fires = lambda m: (m.sae.encode(x_ND)[1] == 0).any().item()  # noqa: E731
+    fires = lambda m: (m.sae.encode(x_ND)[1] == 0).any().item()
     with_auxk, without = planted(), planted()
     without.cfg.auxk_coef = 0.0
     before = top_pre_act(with_auxk)
