@@ -1,11 +1,15 @@
 """Stage artifacts: folders named by a hash of exactly the config that determines them, written atomically.
 
 A stage writes into ``<final>.tmp<pid>`` and renames it to ``<final>`` when done, so a folder that exists is
-complete; an existing artifact is reused, never overwritten.
+complete; an existing artifact is reused, never overwritten. Stages that build an artifact hold ``artifact_lock`` on
+it, so two processes asking for the same artifact (two sweeps, a sweep and a benchmark) never write one ``.partial``
+folder at once: the second waits, then reuses the finished artifact.
 """
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -13,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 
 def config_hash(*parts) -> str:
@@ -43,3 +49,17 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     tmp.rename(final)
+
+
+@contextmanager
+def artifact_lock(final: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock (``<final>.lock``, released when the process dies) while building ``final``."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(final.name + ".lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is building %s; waiting for it", final)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

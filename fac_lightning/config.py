@@ -6,10 +6,11 @@ Each field's comment says where its default comes from.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -178,7 +179,7 @@ class TaskPrompts:
     """FAC Step 1: write a sample that shows a feature. Placeholders: {description}, {spans}."""
     feature_step2: str = MISSING
     """FAC Step 2: contrastive demonstrations. Placeholders: {description}, {spans}, {positive}, {negative}."""
-    self_instruct: str = MISSING
+    self_instruct: str | None = None
     """Self-Instruct (Alpaca variant): continue a numbered list. Placeholders: {examples}, {next_index}."""
     magpie_system: str | None = None
     """Magpie: system prompt placed before the bare user prefix (None = the template's default)."""
@@ -199,8 +200,11 @@ class TaskConfig:
     """All real label-1 training examples (the "full dataset" row)."""
     seed_data: list[SourceConfig] = field(default_factory=list)
     """Real task-positive samples the user starts from: F_miss = F(anchor) ∩ R \\ F(seed); Self-Instruct demos."""
+    row_format: str = "query"
+    """Synthetic rows: ``query`` ({text, label}: one user message) or ``preference_pair`` ({prompt, chosen,
+    rejected}: TRL's conversational preference format); see ``synthesis/rows.py``."""
     label: int = 1
-    """Label written on synthetic rows."""
+    """Label written on synthetic ``query`` rows."""
     min_words: int = 5
     max_words: int = 60
     prompts: TaskPrompts = field(default_factory=TaskPrompts)
@@ -337,6 +341,13 @@ class Config:
     logger: Any = None
 
 
+def sweep_group(mode, sweep_dir: str) -> str | None:
+    """W&B group of a run (``${sweep_group:${hydra:mode},${hydra:sweep.dir}}``): the sweep folder's name under
+    ``-m``, so every run of one sweep lands in one group; none for a single run."""
+    return Path(sweep_dir).name if str(mode).endswith("MULTIRUN") else None
+
+
 def register_configs() -> None:
+    OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)

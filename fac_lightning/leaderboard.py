@@ -9,19 +9,44 @@ import pandas as pd
 from scipy import stats
 
 
-def collect_runs(folder: str | Path) -> pd.DataFrame:
-    files = sorted(Path(folder).rglob("metrics.json"))
+def collect_runs(runs: str | Path) -> pd.DataFrame:
+    """One row per run, from the ``metrics.json`` files under a folder or from a W&B group
+    (``wandb:<entity>/<project>/<group>``, the group a sweep logs to)."""
+    if str(runs).startswith("wandb:"):
+        return pd.DataFrame([run_record(run, where) for where, run in wandb_group_runs(str(runs)[len("wandb:"):])])
+    files = sorted(Path(runs).rglob("metrics.json"))
     if not files:
-        raise FileNotFoundError(f"runs={folder}: no metrics.json found under it")
-    records = []
-    for path in files:
-        run = json.loads(path.read_text())
-        records.append({"run": str(path.parent), "strategy": run["strategy"], "seed": run["seed"],
-                        "auprc": run["benchmark"]["auprc"], "f1": run["benchmark"]["f1"],
-                        "precision": run["benchmark"]["precision"], "recall": run["benchmark"]["recall"],
-                        "fac": run["fac"]["binary"], "train_positives": run["train_positives"],
-                        "benchmark": run["benchmark"]["benchmark"], "examples": run["benchmark"]["examples"]})
-    return pd.DataFrame(records)
+        raise FileNotFoundError(f"runs={runs}: no metrics.json found under it")
+    return pd.DataFrame([run_record(json.loads(path.read_text()), str(path.parent)) for path in files])
+
+
+def run_record(run: dict, where: str) -> dict:
+    """The leaderboard's columns of one run (``run`` shaped like ``metrics.json``)."""
+    bench = run["benchmark"]
+    return {"run": where, "strategy": run["strategy"], "seed": run["seed"], "auprc": bench["auprc"], "f1": bench["f1"],
+            "precision": bench["precision"], "recall": bench["recall"], "fac": run["fac"]["binary"],
+            "train_positives": run["train_positives"], "benchmark": bench["benchmark"], "examples": bench["examples"]}
+
+
+def wandb_group_runs(path: str) -> list[tuple[str, dict]]:
+    """Finished runs of a W&B group, rebuilt into the ``metrics.json`` shape from their config and summary."""
+    import wandb
+
+    project, _, group = path.rpartition("/")
+    if not project or not group:
+        raise ValueError(f"runs=wandb:{path}: expected wandb:<entity>/<project>/<group>")
+    found = []
+    for run in wandb.Api().runs(project, filters={"group": group}):
+        summary, config = dict(run.summary), run.config
+        found.append(("/".join(run.path), {
+            "strategy": config["synthesis"]["strategy"], "seed": config["seed"],
+            "train_positives": summary["train_positives"], "fac": {"binary": summary["fac/binary"]},
+            "benchmark": {"benchmark": config["benchmark"]["name"],
+                          **{k: summary[f"benchmark/{k}"] for k in ("auprc", "f1", "precision", "recall", "examples")}},
+        }))
+    if not found:
+        raise FileNotFoundError(f"runs=wandb:{path}: the W&B group {group!r} of {project} has no runs")
+    return found
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:

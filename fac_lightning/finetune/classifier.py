@@ -13,6 +13,7 @@ norm, scored by a linear head, exactly as transformers' ``*ForSequenceClassifica
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from rich.progress import track
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
@@ -30,20 +31,27 @@ def padded(tokenizer, sequences: list[list[int]]):
     return batch.input_ids_BT, batch.attention_mask_BT
 
 
+_POOLED: dict[tuple, torch.Tensor] = {}
+"""Pooled states computed in this process, by (model path, dtype, token ids): in a sweep (one process) the frozen
+backbone runs over the benchmark and the safe training examples once, not once per run."""
+
+
 @torch.inference_mode()
 def pooled_states(backbone, sequences: list[list[int]], batch_size: int) -> torch.Tensor:
     """(N, D) final-norm hidden state of each sequence's last token (what the classification head sees); batches are
     formed by length to limit padding."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    states = torch.zeros(len(sequences), backbone.d_model)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids_BT, mask_BT = padded(backbone.tokenizer, [sequences[i] for i in rows])
+    model_key = (backbone.path, str(backbone.model.dtype))
+    todo = sorted({tuple(s) for s in sequences} - {ids for key, ids in _POOLED if key == model_key}, key=len)
+    for start in track(range(0, len(todo), batch_size), description="pooled states"):
+        rows = [list(ids) for ids in todo[start : start + batch_size]]
+        ids_BT, mask_BT = padded(backbone.tokenizer, rows)
         hidden_BTD = backbone.model.model(input_ids=ids_BT.to(backbone.device),
                                           attention_mask=mask_BT.to(backbone.device)).last_hidden_state
         last_B = mask_BT.sum(1) - 1
-        states[rows] = hidden_BTD[torch.arange(len(last_B)), last_B.to(backbone.device)].float().cpu()
-    return states
+        states_BD = hidden_BTD[torch.arange(len(last_B)), last_B.to(backbone.device)].float().cpu()
+        for ids, state_D in zip(todo[start : start + batch_size], states_BD, strict=True):
+            _POOLED[model_key, ids] = state_D
+    return torch.stack([_POOLED[model_key, tuple(s)] for s in sequences])
 
 
 class HeadOnlyClassifier(pl.LightningModule):

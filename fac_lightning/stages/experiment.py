@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from fac_lightning.artifacts import atomic_dir, config_hash, write_json_atomic
+from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
 from fac_lightning.backbone import load_backbone
 from fac_lightning.benchmarks.toxicity import load_benchmark, toxicity_metrics
 from fac_lightning.data.conversations import load_conversations
@@ -70,8 +70,14 @@ def fit(module: pl.LightningModule, loader: DataLoader, cfg: DictConfig, work: P
 def train_classifier(cfg: DictConfig, backbone, texts: list[str], labels: list[int], key: str) -> Path:
     """Train (or reuse) the classifier for this training set; return its artifact folder."""
     final = Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{cfg.finetune.method}-{key}"
-    if (final / "classifier.json").exists():
-        return final
+    if not (final / "classifier.json").exists():
+        with artifact_lock(final):
+            if not (final / "classifier.json").exists():  # another process may have built it while we waited
+                finetune(cfg, backbone, texts, labels, final)
+    return final
+
+
+def finetune(cfg: DictConfig, backbone, texts: list[str], labels: list[int], final: Path) -> None:
     work = final.with_name(final.name + ".partial")
     tok, ft = backbone.tokenizer, cfg.finetune
     sequences = encode_texts(tok, texts, ft.max_length)
@@ -95,7 +101,6 @@ def train_classifier(cfg: DictConfig, backbone, texts: list[str], labels: list[i
         write_json_atomic(tmp / "classifier.json", {"method": ft.method, "backbone": cfg.backbone.name,
                                                     "finetune": OmegaConf.to_container(ft), "examples": len(texts)})
     shutil.rmtree(work, ignore_errors=True)
-    return final
 
 
 def score_classifier(cfg: DictConfig, backbone, folder: str | Path, texts: list[str]) -> np.ndarray:
@@ -150,8 +155,9 @@ def run_experiment(cfg: DictConfig) -> dict:
     if cfg.logger:
         logger = instantiate(cfg.logger)
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        logger.log_metrics({f"{group}/{k}": v for group in ("fac", "text", "benchmark", "timings_s")
-                            for k, v in result[group].items() if isinstance(v, int | float)})
+        logger.log_metrics({"train_positives": len(positives), "train_negatives": len(negatives),
+                            **{f"{group}/{k}": v for group in ("fac", "text", "benchmark", "timings_s")
+                               for k, v in result[group].items() if isinstance(v, int | float)}})
         logger.finalize("success")
     log.info("run: strategy=%s seed=%d AUPRC=%.4f FAC=%.3f", result["strategy"], cfg.seed,
              result["benchmark"]["auprc"], coverage["binary"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
-from fac_lightning.artifacts import atomic_dir, config_hash, write_json_atomic
+from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.config import FeaturesConfig
 from fac_lightning.data.conversations import Conversation
@@ -32,8 +32,15 @@ def feature_table(name: str, conversations: list[Conversation], backbone: Backbo
     """Load the cached table of ``conversations`` or score them (resuming a partial run); return it and its folder."""
     key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.__dict__, SCORER_VERSION)
     final = Path(artifacts_dir) / "features" / f"{name}-{key}"
-    if (final / "table.npz").exists():
-        return FeatureTable.load(final), final
+    if not (final / "table.npz").exists():
+        with artifact_lock(final):
+            if not (final / "table.npz").exists():  # another process may have built it while we waited
+                score_table(name, conversations, backbone, sae, sae_dir, cfg, final)
+    return FeatureTable.load(final), final
+
+
+def score_table(name: str, conversations: list[Conversation], backbone: Backbone, sae, sae_dir: Path,
+                cfg: FeaturesConfig, final: Path) -> None:
     scorer = FeatureScorer(backbone, sae, cfg.positions, cfg.topk_per_token, cfg.floor, cfg.batch_size,
                            backbone.cfg.max_length)
     sequences, masks = scorer.tokenize(conversations)
@@ -61,4 +68,3 @@ def feature_table(name: str, conversations: list[Conversation], backbone: Backbo
         path.unlink()
     work.rmdir()
     log.info("feature table of %s: %d samples, %d stored scores -> %s", name, len(sequences), len(table.score), final)
-    return table, final

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from fac_lightning.activations import TokenizedCorpus, split_heldout
-from fac_lightning.artifacts import atomic_dir, config_hash, write_json_atomic
+from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.data.conversations import load_conversations
 from fac_lightning.sae.module import ActivationDataModule, SAEModule
@@ -44,6 +44,13 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
     if (final / "sae.safetensors").exists():
         log.info("SAE artifact exists, reusing %s", final)
         return final
+    with artifact_lock(final):
+        if not (final / "sae.safetensors").exists():  # another process may have built it while we waited
+            train_sae(cfg, backbone, final)
+    return final
+
+
+def train_sae(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     started = time.time()
     pl.seed_everything(cfg.sae.seed, workers=True)
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
@@ -83,4 +90,3 @@ def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
     if logger:
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
     log.info("SAE saved to %s: %s", final, metrics)
-    return final

@@ -10,10 +10,9 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import config_hash, write_json_atomic
+from fac_lightning.artifacts import artifact_lock, config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.chat import format_chat
 from fac_lightning.data.conversations import load_conversations
@@ -24,6 +23,7 @@ from fac_lightning.stages.feature_space import anchor_set, build_feature_space
 from fac_lightning.stages.sae import BACKBONE_KEYS
 from fac_lightning.synthesis.base import RowWriter, strategy_class
 from fac_lightning.synthesis.context import SynthesisContext
+from fac_lightning.synthesis.rows import row_conversation
 
 log = logging.getLogger(__name__)
 _MARK = "\x00USER_MESSAGE\x00"
@@ -50,6 +50,13 @@ def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Pa
     if (final / "manifest.json").exists():
         log.info("synthetic data set exists, reusing %s", final)
         return final
+    with artifact_lock(final):
+        if not (final / "manifest.json").exists():  # another process may have built it while we waited
+            synthesize(cfg, backbone, final)
+    return final
+
+
+def synthesize(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     started = time.time()
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
     space = build_feature_space(cfg, backbone)
@@ -73,7 +80,7 @@ def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Pa
     max_units = 3 * math.ceil(cfg.n_samples / max(synthesis_cfg.prompts_per_call, 1)) + 3 * len(missing)
     log.info("synthesis=%s: %d missing features, budget %d rows", strategy.name, len(missing), cfg.n_samples)
     strategy.run(writer, max_units)
-    rows = [[{"role": "user", "content": r["text"]}] for r in writer.rows]
+    rows = [row_conversation(r) for r in writer.rows]
     gen_table = space.table(f"{cfg.task.name}-{strategy.name}", rows, cfg) if rows else None
     coverage = {w: (fac(gen_table, space.anchor, delta, space.relevant, w) if gen_table else 0.0)
                 for w in WEIGHTINGS}
@@ -82,17 +89,10 @@ def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Pa
         "n_samples": cfg.n_samples, "rejections": dict(writer.rejections), "units": writer.units_done,
         "missing_features": len(missing), "relevant_anchor_features": int((space.anchor.active(delta)
                                                                             & space.relevant).sum()),
-        "fac": coverage, "targeted_features_covered": _covered(gen_table, strategy, delta),
+        "fac": coverage, "missing_features_covered": int(gen_table.active(delta)[missing].sum()) if gen_table else 0,
         "seconds": time.time() - started, "config": OmegaConf.to_container(cfg, resolve=True),
     })
     (work / "state.json").unlink()
     work.rename(final)
     log.info("synthetic set: %d rows, FAC %.3f -> %s", len(writer.rows), coverage["binary"], final)
-    return final
 
-
-def _covered(gen_table, strategy, delta: float) -> int | None:
-    targets = getattr(strategy, "features", None)
-    if gen_table is None or targets is None:
-        return None
-    return int(gen_table.active(delta)[np.array(targets)].sum())

@@ -6,7 +6,6 @@ therefore resumes at the first unfinished unit and the same seed and config give
 """
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +16,9 @@ from rouge_score import rouge_scorer
 from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.config import SynthesisConfig, TaskConfig
 from fac_lightning.generation import Generator, SamplingParams
+from fac_lightning.synthesis.rows import parse_candidate, row_query
 
 _STRATEGIES: dict[str, type["Strategy"]] = {}
-_LEADING_MARKERS = re.compile(r"^\s*(?:query(?:-\d+)?|message(?: \d+)?|user|\d+[.)])\s*[:.)-]?\s*", re.IGNORECASE)
 
 
 def register_strategy(cls: type["Strategy"]) -> type["Strategy"]:
@@ -33,15 +32,6 @@ def strategy_class(name: str) -> type["Strategy"]:
     if name not in _STRATEGIES:
         raise ValueError(f"synthesis.strategy={name!r} is not a registered strategy; choose from {sorted(_STRATEGIES)}")
     return _STRATEGIES[name]
-
-
-def clean_query(text: str) -> str:
-    """Strip template artefacts: list numbers, 'Query-1:' style markers, wrapping quotes, trailing label tabs."""
-    text = text.strip().split("\n\n")[0].split("\t")[0].strip()
-    text = _LEADING_MARKERS.sub("", text).strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
-        text = text[1:-1].strip()
-    return text
 
 
 def echoes_prompt(text: str, prompt: str) -> bool:
@@ -78,7 +68,8 @@ class RowWriter:
         return len(self.rows) + len(self.pending) >= self.n_samples
 
     def texts(self) -> list[str]:
-        return [r["text"] for r in self.rows + self.pending]
+        """The user message of every accepted row."""
+        return [row_query(r) for r in self.rows + self.pending]
 
     def reject_reason(self, text: str) -> str | None:
         words = len(text.split())
@@ -101,12 +92,15 @@ class RowWriter:
         if self.full:
             self.rejections["over_budget"] += 1
             return False
-        text = clean_query(raw)
-        reason = "prompt_echo" if echoes_prompt(text, str(provenance.get("prompt", ""))) else self.reject_reason(text)
+        fields, reason = parse_candidate(raw, self.task.row_format)
+        if fields is not None:
+            query = row_query(fields)
+            reason = "prompt_echo" if echoes_prompt(query, str(provenance.get("prompt", ""))) else self.reject_reason(query)
         if reason:
             self.rejections[reason] += 1
             return False
-        self.pending.append({"text": text, "label": self.task.label, "provenance": provenance})
+        label = {"label": self.task.label} if self.task.row_format == "query" else {}
+        self.pending.append({**fields, **label, "provenance": provenance})
         return True
 
     def reject(self, reason: str, count: int = 1) -> None:
@@ -127,8 +121,13 @@ class Strategy:
     """A synthesis strategy: ``units()`` yields work; ``run_unit`` offers candidates to the writer."""
 
     name = ""
+    row_formats = ("query",)
+    """The ``task.row_format`` values this strategy can produce."""
 
     def __init__(self, cfg: SynthesisConfig, task: TaskConfig, generator: Generator, seed: int, context):
+        if task.row_format not in self.row_formats:
+            raise ValueError(f"synthesis={self.name} cannot write task {task.name!r}'s rows (task.row_format="
+                             f"{task.row_format!r}); it writes {self.row_formats}")
         self.cfg, self.task, self.generator, self.seed, self.context = cfg, task, generator, seed, context
 
     def params(self, unit: int, n: int = 1) -> SamplingParams:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fac_lightning.data.conversations import Conversation
 from fac_lightning.features.scorer import FeatureScorer
 
 
@@ -23,8 +24,8 @@ class SynthesisContext:
     pre_query: str
     """The chat template rendered up to where a user message starts (Magpie's pre-query template)."""
 
-    def scores(self, texts: list[str]) -> np.ndarray:
-        """(N, F) g(x) of candidate user messages."""
-        if not texts:
+    def scores(self, conversations: list[Conversation]) -> np.ndarray:
+        """(N, F) g(x) of candidate rows (see ``rows.row_conversation``)."""
+        if not conversations:
             return np.zeros((0, self.scorer.sae.num_latents), dtype=np.float32)
-        return self.scorer.dense_scores([[{"role": "user", "content": t}] for t in texts])
+        return self.scorer.dense_scores(conversations)

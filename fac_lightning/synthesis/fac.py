@@ -12,12 +12,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from fac_lightning.synthesis.base import RowWriter, Strategy, clean_query, register_strategy
+from fac_lightning.synthesis.base import RowWriter, Strategy, register_strategy
+from fac_lightning.synthesis.rows import parse_candidate, row_conversation, row_demonstration
 
 
 @register_strategy
 class FACStrategy(Strategy):
     name = "fac"
+    row_formats = ("query", "preference_pair")
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -41,39 +43,45 @@ class FACStrategy(Strategy):
         spans = self.context.spans.get(feature, [])
         return self.context.anchor_texts[spans[0].sample] if spans else self.context.seed_texts[0]
 
-    def candidates(self, prompt: str, unit: int, n: int, feature: int) -> tuple[list[str], np.ndarray]:
-        raw = self.generator.generate([self.chat(prompt)], self.params(unit, n))[0]
-        texts = [t for t in (clean_query(r) for r in raw) if t]
-        return texts, self.context.scores(texts)[:, feature] if texts else np.zeros(0)
+    def candidates(self, prompt: str, unit: int, n: int, feature: int, writer: RowWriter):
+        """Sample n candidates; return the parseable ones (raw text, row fields) and their g_i (rejecting the rest)."""
+        parsed = []
+        for raw in self.generator.generate([self.chat(prompt)], self.params(unit, n))[0]:
+            fields, reason = parse_candidate(raw, self.task.row_format)
+            if fields is None:
+                writer.reject(reason)
+            else:
+                parsed.append((raw, fields))
+        scores = self.context.scores([row_conversation(f) for _, f in parsed])[:, feature]
+        return parsed, scores
 
-    def keep_best(self, writer: RowWriter, texts, scores, feature: int, provenance: dict) -> None:
+    def keep_best(self, writer: RowWriter, parsed, scores, provenance: dict) -> None:
         accepted = 0
         for i in np.argsort(-scores, kind="stable"):
             if scores[i] <= self.context.delta:
                 writer.reject("below_delta")
             elif accepted >= self.per_feature:
                 writer.reject("feature_quota_filled")
-            elif writer.offer(texts[i], {**provenance, "score": float(scores[i])}):
+            elif writer.offer(parsed[i][0], {**provenance, "score": float(scores[i])}):
                 accepted += 1
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         feature = self.features[unit % len(self.features)]
         explanation, spans = self.description(feature)
         step1 = self.task.prompts.feature_step1.format(description=explanation, spans=spans)
-        texts, scores = self.candidates(step1, unit, self.cfg.n, feature)
-        writer.reject("unparseable", self.cfg.n - len(texts))
+        parsed, scores = self.candidates(step1, unit, self.cfg.n, feature, writer)
         base = {"target_feature": feature, "two_step": self.cfg.two_step}
         if not self.cfg.two_step:
-            self.keep_best(writer, texts, scores, feature, self.provenance(unit, step1, **base, step=1))
+            self.keep_best(writer, parsed, scores, self.provenance(unit, step1, **base, step=1))
             return
-        if len(texts) and scores.max() > self.context.delta:
-            positive, pair_source = texts[int(scores.argmax())], "step1"
+        if len(parsed) and scores.max() > self.context.delta:
+            positive, pair_source = row_demonstration(parsed[int(scores.argmax())][1]), "step1"
         else:
             positive, pair_source = self.fallback_positive(feature), "anchor_fallback"
-        negative = texts[int(scores.argmin())] if len(texts) else self.context.seed_texts[unit % len(self.context.seed_texts)]
+        negative = (row_demonstration(parsed[int(scores.argmin())][1]) if len(parsed)
+                    else self.context.seed_texts[unit % len(self.context.seed_texts)])
         step2 = self.task.prompts.feature_step2.format(description=explanation, spans=spans, positive=positive,
                                                        negative=negative)
-        texts2, scores2 = self.candidates(step2, unit + 1_000_000, self.cfg.m, feature)
-        writer.reject("unparseable", self.cfg.m - len(texts2))
-        self.keep_best(writer, texts2, scores2, feature, self.provenance(
+        parsed2, scores2 = self.candidates(step2, unit + 1_000_000, self.cfg.m, feature, writer)
+        self.keep_best(writer, parsed2, scores2, self.provenance(
             unit, step2, **base, step=2, pair_source=pair_source, positive=positive, negative=negative))

@@ -5,7 +5,8 @@ import random
 
 from rouge_score import rouge_scorer
 
-from fac_lightning.synthesis.base import RowWriter, Strategy, clean_query, register_strategy
+from fac_lightning.synthesis.base import RowWriter, Strategy, register_strategy
+from fac_lightning.synthesis.rows import clean_query
 
 # stanford_alpaca generate_instruction.py's blacklist (Self-Instruct's plus video/audio/music/flowchart/diagram)
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
@@ -25,6 +26,8 @@ class SelfInstructStrategy(Strategy):
         super().__init__(*args)
         if not self.context.seed_texts:
             raise ValueError("synthesis=self_instruct needs task.seed_data for its demonstrations")
+        if self.task.prompts.self_instruct is None:
+            raise ValueError(f"synthesis=self_instruct needs task.prompts.self_instruct (task {self.task.name!r})")
         self.rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
     def prompt(self, rng: random.Random, generated: list[str]) -> str:

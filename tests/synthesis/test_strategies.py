@@ -5,8 +5,9 @@ import json
 import pytest
 
 from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifact_dir
-from fac_lightning.synthesis.base import RowWriter, clean_query, strategy_class
+from fac_lightning.synthesis.base import RowWriter, strategy_class
 from fac_lightning.synthesis.magpie import MagpieStrategy
+from fac_lightning.synthesis.rows import clean_query
 from tests.test_evaluate import tiny_config
 
 SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
@@ -77,3 +78,51 @@ def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, t
     resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
     assert written and resumed.startswith(written) and resumed == uninterrupted
     assert units[0] == 2  # the two finished units were not redone
+
+
+class PairWriter:
+    """A stand-in chat model that follows the pair template: it asks about the first example span of the prompt
+    (so the targeted feature fires) and answers with a valid chosen / rejected pair."""
+
+    name = "pair_writer"
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, prompts, params):
+        out = []
+        for chat in prompts:
+            spans = [line[2:] for line in chat[-1]["content"].splitlines() if line.startswith("- ")]
+            topic = spans[0].replace("«", "").replace("»", "") if spans else "this"
+            rows = []
+            for _ in range(params.n):
+                self.calls += 1
+                q = f"Human: Question {self.calls}: what does this mean? {topic}"
+                rows.append(json.dumps({"chosen": f"{q}\n\nAssistant: It means what it says, read literally and "
+                                                  f"in context number {self.calls}.",
+                                        "rejected": f"{q}\n\nAssistant: It means the opposite of what it says, "
+                                                    f"read backwards {self.calls} times."}))
+            out.append(rows)
+        return out
+
+
+def test_fac_writes_validated_preference_pairs_for_the_reward_task(tiny_llama_dir, tmp_path, monkeypatch):
+    from fac_lightning.stages import synthesis
+
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=fac", "n_samples=4",
+                      "relevance.method=all", "synthesis.near_duplicate_rouge=0.95")
+    monkeypatch.setattr(synthesis, "build_generator", lambda *args: PairWriter())
+    folder = run_synthesis_stage(cfg)
+    rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert 0 < len(rows) <= 4 and manifest["rows"] == len(rows) and 0 <= manifest["fac"]["binary"] <= 1
+    for row in rows:
+        assert set(row) == {"prompt", "chosen", "rejected", "provenance"}
+        assert row["prompt"][-1]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
+        assert row["chosen"] != row["rejected"] and row["provenance"]["score"] > 0
+
+
+def test_query_only_strategy_refuses_the_pair_task(tiny_llama_dir, tmp_path):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=magpie", "relevance.method=all")
+    with pytest.raises(ValueError, match="synthesis=magpie.*row_format='preference_pair'"):
+        run_synthesis_stage(cfg)
