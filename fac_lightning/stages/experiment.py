@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
 from fac_lightning.backbone import load_backbone
 from fac_lightning.benchmarks.toxicity import load_benchmark, toxicity_metrics
-from fac_lightning.data.conversations import load_conversations
+from fac_lightning.data.task_parts import TASK_PARTS, task_part
 from fac_lightning.features.fac import WEIGHTINGS, fac
 from fac_lightning.finetune.classifier import (
     HeadOnlyClassifier,
@@ -33,6 +34,7 @@ from fac_lightning.finetune.classifier import (
     padded,
     pooled_states,
 )
+from fac_lightning.leaderboard import leaderboard, run_record
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.stages.feature_space import build_feature_space
 from fac_lightning.stages.synthesis import run_synthesis_stage
@@ -41,15 +43,15 @@ log = logging.getLogger(__name__)
 REAL_POSITIVES = {"none": "seed_data", "full_dataset": "train_positive_full"}
 
 
-def texts_of(sources, data_dir) -> list[str]:
-    return [c[0]["content"] for s in sources for c in load_conversations(s, data_dir)]
+def texts_of(cfg: DictConfig, part: str) -> list[str]:
+    return [c[0]["content"] for c in task_part(cfg.task, part, cfg.paths.data_dir)]
 
 
 def training_positives(cfg: DictConfig, backbone) -> tuple[list[str], str | None]:
     """Label-1 training texts for this run and, for synthetic ones, the synthetic artifact they came from."""
     strategy = cfg.synthesis.strategy
     if strategy in REAL_POSITIVES:
-        return texts_of(cfg.task[REAL_POSITIVES[strategy]], cfg.paths.data_dir), None
+        return texts_of(cfg, REAL_POSITIVES[strategy]), None
     folder = run_synthesis_stage(cfg, backbone)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     return [r["text"] for r in rows], str(folder)
@@ -98,8 +100,10 @@ def finetune(cfg: DictConfig, backbone, texts: list[str], labels: list[int], fin
             save_file(module.score.state_dict(), tmp / "head.safetensors")
         else:
             module.model.save_pretrained(tmp / "adapter")
-        write_json_atomic(tmp / "classifier.json", {"method": ft.method, "backbone": cfg.backbone.name,
-                                                    "finetune": OmegaConf.to_container(ft), "examples": len(texts)})
+        write_json_atomic(tmp / "classifier.json", {
+            "method": ft.method, "backbone": cfg.backbone.name, "finetune": OmegaConf.to_container(ft),
+            "examples": len(texts), "positives": sum(labels), "synthesis": cfg.synthesis.strategy,
+            "data_split": {part: OmegaConf.to_container(cfg.task[part]) for part in TASK_PARTS}})
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -130,7 +134,7 @@ def run_experiment(cfg: DictConfig) -> dict:
     lap("feature_space")
     positives, synthetic_dir = training_positives(cfg, backbone)
     lap("training_positives")
-    negatives = texts_of(cfg.task.train_negative, cfg.paths.data_dir)
+    negatives = texts_of(cfg, "train_negative")
     negatives = random.Random(cfg.seed).sample(negatives, min(cfg.finetune.safe_examples, len(negatives)))
     table = space.table(f"{cfg.task.name}-train-{cfg.synthesis.strategy}", [[{"role": "user", "content": t}]
                                                                            for t in positives], cfg)
@@ -159,6 +163,7 @@ def run_experiment(cfg: DictConfig) -> dict:
                             **{f"{group}/{k}": v for group in ("fac", "text", "benchmark", "timings_s")
                                for k, v in result[group].items() if isinstance(v, int | float)}})
         logger.finalize("success")
-    log.info("run: strategy=%s seed=%d AUPRC=%.4f FAC=%.3f", result["strategy"], cfg.seed,
-             result["benchmark"]["auprc"], coverage["binary"])
+    row = leaderboard(pd.DataFrame([run_record(result, cfg.paths.output_dir)]))
+    log.info("this run's leaderboard row (benchmark=%s, %d examples; a sweep's table: evaluate.py mode=leaderboard)"
+             ":\n%s", cfg.benchmark.name, result["benchmark"]["examples"], row.to_markdown(index=False))
     return result

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
-from fac_lightning.data.conversations import Conversation, load_conversations
+from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.task_parts import task_parts
 from fac_lightning.features.table import FeatureTable
 from fac_lightning.generation import build_generator
 from fac_lightning.relevance import select_relevant
@@ -43,8 +44,8 @@ class FeatureSpace:
 
 
 def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
-    pos = [c for s in cfg.task.anchor_positive for c in load_conversations(s, cfg.paths.data_dir)]
-    neg = [c for s in cfg.task.anchor_negative for c in load_conversations(s, cfg.paths.data_dir)]
+    parts = task_parts(cfg.task, cfg.paths.data_dir)
+    pos, neg = parts["anchor_positive"], parts["anchor_negative"]
     return pos + neg, np.array([1] * len(pos) + [0] * len(neg))
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from fac_lightning.artifacts import artifact_lock, config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.chat import format_chat
-from fac_lightning.data.conversations import load_conversations
+from fac_lightning.data.task_parts import parts_fingerprint, task_part
 from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features
 from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.generation import build_generator
@@ -31,7 +31,8 @@ _MARK = "\x00USER_MESSAGE\x00"
 
 def synthetic_artifact_dir(cfg: DictConfig) -> Path:
     key = config_hash({k: cfg.backbone[k] for k in BACKBONE_KEYS}, cfg.sae, cfg.activations, cfg.data, cfg.task,
-                      cfg.features, cfg.relevance, cfg.synthesis, cfg.generator, cfg.n_samples, cfg.seed)
+                      parts_fingerprint(cfg.task, cfg.paths.data_dir), cfg.features, cfg.relevance, cfg.synthesis,
+                      cfg.generator, cfg.n_samples, cfg.seed)
     return Path(cfg.paths.artifacts_dir) / "synthetic" / f"{cfg.task.name}-{cfg.synthesis.strategy}-{key}"
 
 
@@ -60,7 +61,7 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     started = time.time()
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
     space = build_feature_space(cfg, backbone)
-    seed_conversations = [c for s in cfg.task.seed_data for c in load_conversations(s, cfg.paths.data_dir)]
+    seed_conversations = task_part(cfg.task, "seed_data", cfg.paths.data_dir)
     seed_table = space.table(f"{cfg.task.name}-seed", seed_conversations, cfg)
     delta = space.delta
     missing = missing_features(space.anchor, seed_table, delta, space.relevant)

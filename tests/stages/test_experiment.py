@@ -87,3 +87,4 @@ def test_row_without_label_is_named(tmp_path):
 def test_moderation_benchmark_loads_the_real_set():
     texts, labels = load_benchmark(compose_config().benchmark, DATA_DIR)
     assert len(texts) == len(labels) and 700 < len(texts) <= 840 and 200 < np.sum(labels) <= 261
+
