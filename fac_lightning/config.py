@@ -277,6 +277,9 @@ class FinetuneConfig:
     lora_target_modules: list[str] = field(default_factory=lambda: [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     inference_batch_size: int = 16
+    precision: str = "auto"
+    """Lightning precision of the finetune; ``auto`` = bf16-mixed on a GPU that supports it (the paper trains in
+    bf16), else 32-true (on CPUs without AVX512-BF16 bf16 matmuls are ~5x slower; see benchmarks/RESULTS.md)."""
 
 
 @dataclass

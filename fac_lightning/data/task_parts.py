@@ -14,8 +14,19 @@ log = logging.getLogger(__name__)
 TASK_PARTS = ("anchor_positive", "anchor_negative", "seed_data", "train_negative", "train_positive_full")
 
 
+_LOADED: dict[str, dict[str, list[Conversation]]] = {}
+"""Parts already loaded in this process, by hash of (the task's part sources, data dir)."""
+
+
 def task_parts(task: TaskConfig, data_dir) -> dict[str, list[Conversation]]:
     """Every part's conversations, in ``TASK_PARTS`` order, each without the ones seen before it."""
+    key = config_hash({part: getattr(task, part) for part in TASK_PARTS}, str(data_dir))
+    if key not in _LOADED:
+        _LOADED[key] = load_parts(task, data_dir)
+    return _LOADED[key]
+
+
+def load_parts(task: TaskConfig, data_dir) -> dict[str, list[Conversation]]:
     seen: set[str] = set()
     parts = {}
     for part in TASK_PARTS:

@@ -57,8 +57,16 @@ def training_positives(cfg: DictConfig, backbone) -> tuple[list[str], str | None
     return [r["text"] for r in rows], str(folder)
 
 
+def finetune_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    on_bf16_gpu = accelerator == "gpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16-mixed" if on_bf16_gpu else "32-true"
+
+
 def fit(module: pl.LightningModule, loader: DataLoader, cfg: DictConfig, work: Path) -> None:
     trainer = pl.Trainer(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, logger=False,
+                         precision=finetune_precision(cfg.finetune.precision, cfg.trainer.accelerator),
                          max_epochs=cfg.finetune.epochs, accumulate_grad_batches=cfg.finetune.accumulate_grad_batches,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                          callbacks=[pl.callbacks.ModelCheckpoint(dirpath=work, save_last=True,

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 
 import evaluate
@@ -64,6 +65,30 @@ def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir,
     assert epochs == [2] and 0 <= result["benchmark"]["auprc"] <= 1
 
 
+def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
+    from fac_lightning.synthesis.base import RowWriter
+    from fac_lightning.synthesis.fac import FACStrategy
+
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=fac")
+    original = RowWriter.commit_unit
+
+    def killed_after_unit_1(self):
+        original(self)
+        if self.units_done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RowWriter, "commit_unit", killed_after_unit_1)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    monkeypatch.setattr(RowWriter, "commit_unit", original)
+    units, run_unit = [], FACStrategy.run_unit
+    monkeypatch.setattr(FACStrategy, "run_unit", lambda self, unit, writer: (units.append(unit),
+                                                                             run_unit(self, unit, writer)))
+    monkeypatch.setattr(sae, "load_backbone", lambda *a: pytest.fail("the SAE stage ran again"))
+    result = run_experiment(cfg)
+    assert units and units[0] == 1 and result["train_positives"] > 0  # unit 0 was not redone
+
+
 def test_misspelled_strategy_is_named():
     with pytest.raises(ConfigCompositionException, match="fca"):
         compose_config(["synthesis=fca"])
@@ -88,3 +113,12 @@ def test_moderation_benchmark_loads_the_real_set():
     texts, labels = load_benchmark(compose_config().benchmark, DATA_DIR)
     assert len(texts) == len(labels) and 700 < len(texts) <= 840 and 200 < np.sum(labels) <= 261
 
+
+
+def test_finetune_precision_is_bf16_only_on_a_bf16_gpu():
+    from fac_lightning.stages.experiment import finetune_precision
+
+    assert finetune_precision("auto", "cpu") == "32-true"
+    assert finetune_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    expected = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    assert finetune_precision("auto", "gpu") == expected
