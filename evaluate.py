@@ -3,7 +3,7 @@ leaderboard.
 
     python evaluate.py mode=dataset dataset=<file.jsonl | conf/data name> task=toxicity
     python evaluate.py mode=features task=toxicity relevance.method=llm_judge
-    python evaluate.py mode=benchmark benchmark=toxicchat model=<finetune artifact folder>
+    python evaluate.py mode=benchmark benchmark=toxicchat model=<run folder | finetune artifact | adapter folder>
     python evaluate.py mode=leaderboard runs=<folder with runs' metrics.json>
 """
 
@@ -104,7 +104,7 @@ def write_feature_cards(cfg: DictConfig, space: FeatureSpace) -> Path:
 
 def benchmark_model(cfg: DictConfig) -> dict:
     if cfg.model is None:
-        raise ValueError("mode=benchmark needs model=<finetune artifact folder>")
+        raise ValueError("mode=benchmark needs model=<train.py run folder, finetune artifact or its adapter folder>")
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
     benchmark = OmegaConf.to_object(cfg.benchmark)
     texts, labels = load_benchmark(benchmark, cfg.paths.data_dir)

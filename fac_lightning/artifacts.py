@@ -29,6 +29,7 @@ def config_hash(*parts) -> str:
 
 def write_json_atomic(path: str | Path, obj) -> None:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     tmp.replace(path)

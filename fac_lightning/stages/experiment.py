@@ -115,11 +115,23 @@ def finetune(cfg: DictConfig, backbone, texts: list[str], labels: list[int], fin
     shutil.rmtree(work, ignore_errors=True)
 
 
-def score_classifier(cfg: DictConfig, backbone, folder: str | Path, texts: list[str]) -> np.ndarray:
-    """P(toxic) of each text under the classifier saved in ``folder`` (a finetune artifact)."""
-    folder = Path(folder)
+def classifier_folder(model: str | Path) -> Path:
+    """The finetune artifact behind ``model=``: the artifact itself, its peft ``adapter/`` folder, or a ``train.py``
+    run folder (whose metrics.json names the classifier it trained)."""
+    folder = Path(model)
+    if (folder / "metrics.json").exists():
+        folder = Path(json.loads((folder / "metrics.json").read_text())["classifier"])
+    elif (folder / "adapter_config.json").exists():
+        folder = folder.parent
     if not (folder / "classifier.json").exists():
-        raise FileNotFoundError(f"model={folder} is not a finetune artifact (no classifier.json)")
+        raise FileNotFoundError(f"model={model}: not a finetune artifact, its adapter folder or a train.py run folder "
+                                f"(no classifier.json in {folder})")
+    return folder
+
+
+def score_classifier(cfg: DictConfig, backbone, folder: str | Path, texts: list[str]) -> np.ndarray:
+    """P(toxic) of each text under the classifier in ``folder`` (see ``classifier_folder``)."""
+    folder = classifier_folder(folder)
     meta = json.loads((folder / "classifier.json").read_text())
     ft = OmegaConf.to_object(cfg.finetune)
     sequences = encode_texts(backbone.tokenizer, texts, ft.max_length)

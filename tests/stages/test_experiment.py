@@ -43,6 +43,10 @@ def test_chain_writes_metrics_and_leaderboard(tiny_llama_dir, tmp_path, strategy
                                          "finetune_and_benchmark"}
     board = evaluate.write_leaderboard(tmp_path / "out", tmp_path / "board")
     assert strategy in board["markdown"] and (tmp_path / "board" / "fac_vs_auprc.png").exists()
+    cfg.paths.output_dir = str(tmp_path / "rescored")
+    cfg.model = str(tmp_path / "out")  # the run folder: evaluate.py finds the classifier it trained
+    rescored = evaluate.benchmark_model(cfg)
+    assert rescored["auprc"] == pytest.approx(bench["auprc"], abs=1e-6) and rescored["examples"] == 40
 
 
 def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
