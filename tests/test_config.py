@@ -25,9 +25,17 @@ def test_fac_paper_preset():
 
 @pytest.mark.parametrize("group,option", [("trainer", "cpu"), ("trainer", "gpu"), ("trainer", "ddp"),
                                           ("logger", "csv"), ("logger", "tensorboard"), ("logger", "wandb"),
-                                          ("data", "sae_corpus_paper"), ("experiment", "sae_demo")])
+                                          ("data", "sae_corpus_paper"), ("experiment", "sae_demo"),
+                                          ("task", "reward"), ("finetune", "lora"), ("benchmark", "toxicchat")])
 def test_groups_compose(group, option):
     compose_config([f"{group}={option}"])
+
+
+def test_demo_is_the_table1_chain_with_smaller_budgets():
+    demo, table1 = compose_config(["experiment=demo"]), compose_config(["experiment=toxicity_table1"])
+    assert demo.sae == table1.sae and demo.task == table1.task and demo.n_samples == table1.n_samples == 50
+    assert (demo.synthesis.n, demo.synthesis.m, demo.benchmark.limit) == (2, 2, 400)
+    assert (table1.synthesis.n, table1.synthesis.m, table1.benchmark.limit) == (4, 4, None)
 
 
 def _message(e: pytest.ExceptionInfo) -> str:
