@@ -126,3 +126,14 @@ def test_finetune_precision_is_bf16_only_on_a_bf16_gpu():
     assert finetune_precision("bf16-mixed", "cpu") == "bf16-mixed"
     expected = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
     assert finetune_precision("auto", "gpu") == expected
+
+
+def test_lora_finetune_saves_a_peft_adapter_that_rescores_identically(tiny_llama_dir, tmp_path):
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=none", "finetune=lora", "finetune.epochs=1",
+                       "finetune.batch_size=4", "finetune.accumulate_grad_batches=2", "benchmark.limit=16")
+    result = run_experiment(cfg)
+    adapter = tmp_path / "artifacts" / "finetune" / result["classifier"].split("/")[-1] / "adapter"
+    assert (adapter / "adapter_config.json").exists() and json.loads(
+        (adapter / "adapter_config.json").read_text())["r"] == 8
+    cfg.paths.output_dir, cfg.model = str(tmp_path / "rescored"), str(adapter)
+    assert evaluate.benchmark_model(cfg)["auprc"] == pytest.approx(result["benchmark"]["auprc"], abs=1e-6)
