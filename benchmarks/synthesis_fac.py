@@ -6,6 +6,8 @@ Runs fac (two-step), fac one-step (two_step=false), self_instruct and magpie on 
 relevant features and seed data (each run is a cached synthesis artifact), and prints a Markdown table of
 FAC (binary, frequency, magnitude) as mean ± std over seeds, with rows kept, how many of the seed's missing features the rows cover and the
 synthesis time each artifact's manifest recorded when it was built (so a table over reused artifacts is still right).
+Strategies that keep fewer rows than the budget are also compared at matched size: binary FAC of each run's first
+N rows, N = the fewest rows any run kept.
 """
 
 import json
@@ -13,11 +15,15 @@ import statistics
 from pathlib import Path
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.backbone import load_backbone
 from fac_lightning.config import SynthesisConfig, register_configs
+from fac_lightning.features.fac import relevant_anchor_features
+from fac_lightning.stages.feature_space import build_feature_space
 from fac_lightning.stages.synthesis import run_synthesis_stage
+from fac_lightning.synthesis.rows import row_conversation
 
 register_configs()
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +48,36 @@ def main(cfg: DictConfig) -> None:
                                             OmegaConf.load(ROOT / "conf" / "synthesis" / f"{strategy}.yaml"))
             if two_step is not None:
                 run.synthesis.two_step = two_step
-            results[name].append(json.loads((run_synthesis_stage(run, backbone) / "manifest.json").read_text()))
+            folder = run_synthesis_stage(run, backbone)
+            manifest = json.loads((folder / "manifest.json").read_text())
+            manifest["table"] = generated_table(run, backbone, folder, manifest["strategy"])
+            results[name].append(manifest)
+    space = build_feature_space(cfg, backbone)
+    target = relevant_anchor_features(space.anchor, space.delta, space.relevant)
+    matched = min(r["rows"] for runs in results.values() for r in runs)
+    for runs in results.values():
+        for r in runs:
+            active = r["table"].active(space.delta, samples=np.arange(matched))
+            r["fac_matched"] = float((active & target).sum() / target.sum())
     first = next(iter(results.values()))[0]
     print(f"\nbackbone={cfg.backbone.name} n_samples={cfg.n_samples} seeds={len(seeds)} delta={cfg.features.delta} "
           f"relevance={cfg.relevance.method} relevant anchor features={first['relevant_anchor_features']} "
           f"missing (vs seed)={first['missing_features']}")
-    print("| strategy | FAC binary | FAC frequency | FAC magnitude | rows | missing features covered | synthesis s |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| strategy | FAC binary | FAC frequency | FAC magnitude | FAC binary, first {matched} rows | rows | "
+          "missing features covered | synthesis s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         fac = {w: mean_std([r["fac"][w] for r in runs]) for w in ("binary", "frequency", "magnitude")}
         print(f"| {name} | {fac['binary']} | {fac['frequency']} | {fac['magnitude']} | "
+              f"{mean_std([r['fac_matched'] for r in runs])} | "
               f"{statistics.mean(r['rows'] for r in runs):.1f} | {covered(runs)} | "
               f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
+
+
+def generated_table(run: DictConfig, backbone, folder: Path, strategy: str):
+    """The feature table the synthesis stage scored for this run's rows (a cached artifact)."""
+    rows = [row_conversation(json.loads(line)) for line in (folder / "rows.jsonl").read_text().splitlines()]
+    return build_feature_space(run, backbone).table(f"{run.task.name}-{strategy}", rows, run)
 
 
 def covered(runs: list[dict]) -> str:
