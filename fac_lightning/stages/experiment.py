@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, TensorDataset
@@ -35,6 +34,7 @@ from fac_lightning.finetune.classifier import (
     pooled_states,
 )
 from fac_lightning.leaderboard import leaderboard, run_record
+from fac_lightning.loggers import build_logger, close_logger
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.stages.feature_space import build_feature_space
 from fac_lightning.stages.synthesis import run_synthesis_stage
@@ -176,13 +176,13 @@ def run_experiment(cfg: DictConfig) -> dict:
         "timings_s": timings,
     }
     write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", result)
-    if cfg.logger:
-        logger = instantiate(cfg.logger)
+    logger = build_logger(cfg)
+    if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics({"train_positives": len(positives), "train_negatives": len(negatives),
                             **{f"{group}/{k}": v for group in ("fac", "text", "benchmark", "timings_s")
                                for k, v in result[group].items() if isinstance(v, int | float)}})
-        logger.finalize("success")
+        close_logger(logger)
     row = leaderboard(pd.DataFrame([run_record(result, cfg.paths.output_dir)]))
     log.info("this run's leaderboard row (benchmark=%s, %d examples; a sweep's table: evaluate.py mode=leaderboard)"
              ":\n%s", cfg.benchmark.name, result["benchmark"]["examples"], row.to_markdown(index=False))

@@ -19,6 +19,7 @@ from fac_lightning.activations import TokenizedCorpus, split_heldout
 from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.data.conversations import load_conversations
+from fac_lightning.loggers import build_logger, close_logger
 from fac_lightning.sae.module import ActivationDataModule, SAEModule
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,9 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     max_steps = max(cfg.sae.train_tokens // cfg.sae.batch_tokens, 1)
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
-    logger = instantiate(cfg.logger) if cfg.logger else False
+    logger = build_logger(cfg)
     trainer = instantiate(cfg.trainer, max_steps=max_steps, val_check_interval=cfg.sae.val_every_steps,
-                          check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=logger,
+                          check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=logger or False,
                           callbacks=[checkpoint, RichProgressBar()])
     last = work / "last.ckpt"
     trainer.fit(module, datamodule, ckpt_path=str(last) if last.exists() else None)
@@ -89,4 +90,5 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)  # the checkpoints are no longer needed
     if logger:
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
+    close_logger(logger)
     log.info("SAE saved to %s: %s", final, metrics)

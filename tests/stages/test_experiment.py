@@ -137,3 +137,15 @@ def test_lora_finetune_saves_a_peft_adapter_that_rescores_identically(tiny_llama
         (adapter / "adapter_config.json").read_text())["r"] == 8
     cfg.paths.output_dir, cfg.model = str(tmp_path / "rescored"), str(adapter)
     assert evaluate.benchmark_model(cfg)["auprc"] == pytest.approx(result["benchmark"]["auprc"], abs=1e-6)
+
+
+def test_each_run_of_a_sweep_process_gets_its_own_wandb_run(tiny_llama_dir, tmp_path):
+    runs = {}
+    for seed in (0, 1):  # as a -m sweep does: several jobs, one process
+        cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=none", f"seed={seed}", "logger=wandb",
+                           "logger.group=sweep", "finetune.epochs=1")
+        cfg.paths.output_dir = str(tmp_path / f"job{seed}")
+        run_experiment(cfg)
+        runs[seed] = {p.name for p in (tmp_path / f"job{seed}" / "wandb").glob("offline-run-*")}
+    assert len(runs[0]) == 2  # the SAE stage's run and the experiment's
+    assert len(runs[1]) == 1 and not runs[1] & runs[0]

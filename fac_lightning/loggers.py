@@ -1,0 +1,21 @@
+"""The run logger named by ``cfg.logger`` (W&B offline by default; csv, tensorboard), closed after each run.
+
+Closing matters for W&B: a ``-m`` sweep runs every job in one process, and a WandbLogger created while a wandb run
+is still open silently logs into that run, so every job would land in the first job's run.
+"""
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+
+def build_logger(cfg: DictConfig) -> Logger | None:
+    return instantiate(cfg.logger) if cfg.logger else None
+
+
+def close_logger(logger: Logger | None, status: str = "success") -> None:
+    if logger is None:
+        return
+    logger.finalize(status)
+    if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        logger.experiment.finish()
