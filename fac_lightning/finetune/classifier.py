@@ -94,6 +94,7 @@ class LoRAClassifier(pl.LightningModule):
         lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                           lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
         self.model = get_peft_model(model, lora)
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps it: LoRA dropout would be off
 
     def training_step(self, batch, batch_idx):
         ids_BT, mask_BT, y_B = batch
