@@ -55,3 +55,26 @@ def tiny_llama_dir(smollm2_dir, tmp_path_factory) -> Path:
 def tiny_backbone_overrides(folder: Path, layer: int = 2) -> list[str]:
     return ["backbone=llama31_8b", "backbone.name=tiny_llama", f"backbone.model={folder}", f"backbone.layer={layer}",
             "backbone.dtype=float32", "backbone.device=cpu"]
+
+
+def kill_synthesis_after(monkeypatch, units: int) -> None:
+    """Make the synthesis row writer raise Ctrl-C right after committing ``units`` units (a killed run)."""
+    from fac_lightning.synthesis.base import RowWriter
+
+    original = RowWriter.commit_unit
+
+    def commit_then_die(self):
+        original(self)
+        if self.units_done == units:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RowWriter, "commit_unit", commit_then_die)
+
+
+def record_units(monkeypatch, strategy_class) -> list[int]:
+    """Restore the row writer and record the unit indices ``strategy_class`` runs from now on."""
+    monkeypatch.undo()  # drops kill_synthesis_after's patch (and any other patch made before this call)
+    units, run_unit = [], strategy_class.run_unit
+    monkeypatch.setattr(strategy_class, "run_unit", lambda self, unit, writer: (units.append(unit),
+                                                                                run_unit(self, unit, writer)))
+    return units

@@ -144,6 +144,10 @@ def score_classifier(cfg: DictConfig, backbone, folder: str | Path, texts: list[
 
 
 def run_experiment(cfg: DictConfig) -> dict:
+    if cfg.task.row_format != "query":
+        raise ValueError(f"train.py stage=experiment trains a text classifier on query rows; task={cfg.task.name} has "
+                         f"task.row_format={cfg.task.row_format!r} (its model finetune is not built yet: use "
+                         f"synthesize.py / evaluate.py for this task)")
     timings, started = {}, time.time()
 
     def lap(name: str) -> None:

@@ -14,7 +14,7 @@ from fac_lightning.data.conversations import DataError
 from fac_lightning.finetune.classifier import HeadOnlyClassifier
 from fac_lightning.stages import sae
 from fac_lightning.stages.experiment import run_experiment
-from tests.conftest import DATA_DIR, compose_config
+from tests.conftest import DATA_DIR, compose_config, kill_synthesis_after, record_units
 from tests.test_evaluate import tiny_config
 
 CHAIN = ["n_samples=4", "task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12",
@@ -70,27 +70,21 @@ def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir,
 
 
 def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
-    from fac_lightning.synthesis.base import RowWriter
     from fac_lightning.synthesis.fac import FACStrategy
 
     cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=fac")
-    original = RowWriter.commit_unit
-
-    def killed_after_unit_1(self):
-        original(self)
-        if self.units_done == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RowWriter, "commit_unit", killed_after_unit_1)
+    kill_synthesis_after(monkeypatch, units=1)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg)
-    monkeypatch.setattr(RowWriter, "commit_unit", original)
-    units, run_unit = [], FACStrategy.run_unit
-    monkeypatch.setattr(FACStrategy, "run_unit", lambda self, unit, writer: (units.append(unit),
-                                                                             run_unit(self, unit, writer)))
+    units = record_units(monkeypatch, FACStrategy)
     monkeypatch.setattr(sae, "load_backbone", lambda *a: pytest.fail("the SAE stage ran again"))
     result = run_experiment(cfg)
     assert units and units[0] == 1 and result["train_positives"] > 0  # unit 0 was not redone
+
+
+def test_pair_task_is_refused_by_the_classifier_chain_naming_the_key():
+    with pytest.raises(ValueError, match="task.row_format='preference_pair'"):
+        run_experiment(compose_config(["task=reward"]))
 
 
 def test_misspelled_strategy_is_named():

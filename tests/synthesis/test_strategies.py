@@ -8,6 +8,7 @@ from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifa
 from fac_lightning.synthesis.base import RowWriter, strategy_class
 from fac_lightning.synthesis.magpie import MagpieStrategy
 from fac_lightning.synthesis.rows import clean_query
+from tests.conftest import kill_synthesis_after, record_units
 from tests.test_evaluate import tiny_config
 
 SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
@@ -59,22 +60,12 @@ def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, t
 
     cfg = tiny_config(tiny_llama_dir, tmp_path / "b", "synthesis=magpie", "synthesis.prompts_per_call=2",
                       *SHORT_OUTPUTS)
-    original = RowWriter.commit_unit
-
-    def killed_after_two_units(self):
-        original(self)
-        if self.units_done == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RowWriter, "commit_unit", killed_after_two_units)
+    kill_synthesis_after(monkeypatch, units=2)
     with pytest.raises(KeyboardInterrupt):
         run_synthesis_stage(cfg)
     partial = synthetic_artifact_dir(cfg).with_name(synthetic_artifact_dir(cfg).name + ".partial")
     written = (partial / "rows.jsonl").read_text()
-    monkeypatch.setattr(RowWriter, "commit_unit", original)
-    units, run_unit = [], MagpieStrategy.run_unit
-    monkeypatch.setattr(MagpieStrategy, "run_unit", lambda self, unit, writer: (units.append(unit),
-                                                                                run_unit(self, unit, writer)))
+    units = record_units(monkeypatch, MagpieStrategy)
     resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
     assert written and resumed.startswith(written) and resumed == uninterrupted
     assert units[0] == 2  # the two finished units were not redone
