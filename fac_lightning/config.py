@@ -228,6 +228,9 @@ class SynthesisConfig:
     """fac: false = the one-step ablation (Step 1 candidates filtered and ranked directly; paper Table 10)."""
     feature_ratio: float = 1.0
     """fac: share of the missing features to target, most frequent first (paper Table 9)."""
+    max_passes: int = 20
+    """fac: passes over the missing features; each pass revisits the features whose even share of the budget is
+    not yet filled, so the run stops when the budget is full or after this many passes."""
     spans_in_prompt: int = 5
     """fac: top-activating spans shown in the feature description."""
     seed_demos: int = 3

@@ -6,7 +6,6 @@ written into ``<artifact>.partial/`` unit by unit; a rerun continues from the la
 """
 
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -78,9 +77,8 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
                                                        cfg.seed, context)
     work = final.with_name(final.name + ".partial")
     writer = RowWriter(work, OmegaConf.to_object(cfg.task), cfg.n_samples, synthesis_cfg.near_duplicate_rouge)
-    max_units = 3 * math.ceil(cfg.n_samples / max(synthesis_cfg.prompts_per_call, 1)) + 3 * len(missing)
     log.info("synthesis=%s: %d missing features, budget %d rows", strategy.name, len(missing), cfg.n_samples)
-    strategy.run(writer, max_units)
+    strategy.run(writer)
     rows = [row_conversation(r) for r in writer.rows]
     gen_table = space.table(f"{cfg.task.name}-{strategy.name}", rows, cfg) if rows else None
     coverage = {w: (fac(gen_table, space.anchor, delta, space.relevant, w) if gen_table else 0.0)

@@ -6,6 +6,7 @@ therefore resumes at the first unfinished unit and the same seed and config give
 """
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,18 +143,16 @@ class Strategy:
                 "temperature": self.cfg.temperature, "top_p": self.cfg.top_p, "prompt": prompt, **extra}
 
     def units(self) -> Iterator[int]:
-        """Unit indices; endless by default (the run stops when the writer is full or ``max_units`` is hit)."""
-        unit = 0
-        while True:
-            yield unit
-            unit += 1
+        """Unit indices (the run also stops as soon as the writer is full). By default three times the units a
+        budget of ``prompts_per_call``-prompt calls needs, so a generator that keeps failing cannot loop forever."""
+        yield from range(3 * math.ceil(self.context.n_samples / max(self.cfg.prompts_per_call, 1)))
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         raise NotImplementedError
 
-    def run(self, writer: RowWriter, max_units: int) -> None:
+    def run(self, writer: RowWriter) -> None:
         for unit in self.units():
-            if writer.full or unit >= max_units:
+            if writer.full:
                 return
             if unit < writer.units_done:
                 continue

@@ -1,10 +1,13 @@
-"""FAC two-step synthesis (paper §6.2, Alg. 1-2), one unit per missing feature.
+"""FAC two-step synthesis (paper §6.2, Alg. 1-2); one unit is one pass over the missing features.
 
 Step 1: a feature-aware prompt (description + top spans) -> n candidates scored by g_i; x+ = argmax (must exceed
 delta), x- = argmin. If no candidate exceeds delta, x+ falls back to the anchor sample with the top span (recorded in
 provenance). Step 2: prompt with (x+, x-) as contrastive demonstrations -> m candidates; keep those with
 g_i > delta, best first. ``two_step=false`` filters and ranks the Step 1 candidates instead (Table 10 ablation).
-The budget is spread evenly over the first ``feature_ratio`` share of the missing features.
+The budget is spread evenly over the first ``feature_ratio`` share of the missing features: each feature may keep
+``ceil(n_samples / features)`` rows, and up to ``max_passes`` passes revisit the features whose share is not filled
+(each pass samples afresh with its own seed). A pass sends every open feature's prompt to the generator in one call,
+so batching engines work on all of them at once.
 """
 
 import math
@@ -31,7 +34,11 @@ class FACStrategy(Strategy):
         self.per_feature = max(1, math.ceil(self.context.n_samples / len(self.features)))
 
     def units(self) -> Iterator[int]:
-        yield from range(3 * len(self.features))  # up to three passes when candidates keep failing
+        yield from range(self.cfg.max_passes)
+
+    def kept(self, feature: int, writer: RowWriter) -> int:
+        """Rows already kept for ``feature`` (over all passes)."""
+        return sum(r["provenance"]["target_feature"] == feature for r in writer.rows + writer.pending)
 
     def description(self, feature: int) -> tuple[str, str]:
         record = self.context.records.get(feature, {})
@@ -43,45 +50,60 @@ class FACStrategy(Strategy):
         spans = self.context.spans.get(feature, [])
         return self.context.anchor_texts[spans[0].sample] if spans else self.context.seed_texts[0]
 
-    def candidates(self, prompt: str, unit: int, n: int, feature: int, writer: RowWriter):
-        """Sample n candidates; return the parseable ones (raw text, row fields) and their g_i (rejecting the rest)."""
+    def candidates(self, prompts: list[str], features: list[int], seed_unit: int, n: int, writer: RowWriter):
+        """n candidates per prompt in one generator call; per prompt, the parseable ones (raw text, row fields) and
+        their g_i on that prompt's feature (the unparseable ones are rejected)."""
         parsed = []
-        for raw in self.generator.generate([self.chat(prompt)], self.params(unit, n))[0]:
-            fields, reason = parse_candidate(raw, self.task.row_format)
-            if fields is None:
-                writer.reject(reason)
-            else:
-                parsed.append((raw, fields))
-        scores = self.context.scores([row_conversation(f) for _, f in parsed])[:, feature]
-        return parsed, scores
+        for outputs in self.generator.generate([self.chat(p) for p in prompts], self.params(seed_unit, n)):
+            parsed.append([])
+            for raw in outputs:
+                fields, reason = parse_candidate(raw, self.task.row_format)
+                if fields is None:
+                    writer.reject(reason)
+                else:
+                    parsed[-1].append((raw, fields))
+        scores_NF = self.context.scores([row_conversation(f) for group in parsed for _, f in group])
+        bounds = np.cumsum([0] + [len(group) for group in parsed])
+        return [(group, scores_NF[start:end, feature])
+                for group, start, end, feature in zip(parsed, bounds[:-1], bounds[1:], features)]
 
     def keep_best(self, writer: RowWriter, parsed, scores, provenance: dict) -> None:
-        accepted = 0
         for i in np.argsort(-scores, kind="stable"):
             if scores[i] <= self.context.delta:
                 writer.reject("below_delta")
-            elif accepted >= self.per_feature:
+            elif self.kept(provenance["target_feature"], writer) >= self.per_feature:
                 writer.reject("feature_quota_filled")
-            elif writer.offer(parsed[i][0], {**provenance, "score": float(scores[i])}):
-                accepted += 1
+            else:
+                writer.offer(parsed[i][0], {**provenance, "score": float(scores[i])})
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
-        feature = self.features[unit % len(self.features)]
-        explanation, spans = self.description(feature)
-        step1 = self.task.prompts.feature_step1.format(description=explanation, spans=spans)
-        parsed, scores = self.candidates(step1, unit, self.cfg.n, feature, writer)
-        base = {"target_feature": feature, "two_step": self.cfg.two_step}
+        features = [f for f in self.features if self.kept(f, writer) < self.per_feature]
+        descriptions = [self.description(f) for f in features]
+        step1 = [self.task.prompts.feature_step1.format(description=explanation, spans=spans)
+                 for explanation, spans in descriptions]
+        first = self.candidates(step1, features, unit, self.cfg.n, writer)
         if not self.cfg.two_step:
-            self.keep_best(writer, parsed, scores, self.provenance(unit, step1, **base, step=1))
+            for feature, prompt, (parsed, scores) in zip(features, step1, first):
+                self.keep_best(writer, parsed, scores, self.provenance(
+                    unit, prompt, target_feature=feature, two_step=False, step=1))
             return
+        pairs = [self.contrastive_pair(feature, unit, parsed, scores)
+                 for feature, (parsed, scores) in zip(features, first)]
+        step2 = [self.task.prompts.feature_step2.format(description=explanation, spans=spans, positive=positive,
+                                                        negative=negative)
+                 for (explanation, spans), (positive, negative, _) in zip(descriptions, pairs)]
+        second = self.candidates(step2, features, unit + 1_000_000, self.cfg.m, writer)
+        for feature, prompt, (positive, negative, source), (parsed, scores) in zip(features, step2, pairs, second):
+            self.keep_best(writer, parsed, scores, self.provenance(
+                unit, prompt, target_feature=feature, two_step=True, step=2, pair_source=source, positive=positive,
+                negative=negative))
+
+    def contrastive_pair(self, feature: int, unit: int, parsed, scores) -> tuple[str, str, str]:
+        """(x+, x-, where x+ came from): the best and worst Step 1 candidates, x+ from the anchor if none exceeds δ."""
         if len(parsed) and scores.max() > self.context.delta:
-            positive, pair_source = row_demonstration(parsed[int(scores.argmax())][1]), "step1"
+            positive, source = row_demonstration(parsed[int(scores.argmax())][1]), "step1"
         else:
-            positive, pair_source = self.fallback_positive(feature), "anchor_fallback"
+            positive, source = self.fallback_positive(feature), "anchor_fallback"
         negative = (row_demonstration(parsed[int(scores.argmin())][1]) if len(parsed)
                     else self.context.seed_texts[unit % len(self.context.seed_texts)])
-        step2 = self.task.prompts.feature_step2.format(description=explanation, spans=spans, positive=positive,
-                                                       negative=negative)
-        parsed2, scores2 = self.candidates(step2, unit + 1_000_000, self.cfg.m, feature, writer)
-        self.keep_best(writer, parsed2, scores2, self.provenance(
-            unit, step2, **base, step=2, pair_source=pair_source, positive=positive, negative=negative))
+        return positive, negative, source

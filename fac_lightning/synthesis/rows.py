@@ -1,7 +1,8 @@
 """Row formats of synthetic data sets (``task.row_format``): how a generated candidate becomes a task row, and a row
 the conversation that the SAE scores.
 
-- ``query`` (toxicity): ``{"text", "label"}``; the candidate is one user message, template artefacts stripped.
+- ``query`` (toxicity): ``{"text", "label"}``; the candidate is one user message, template artefacts stripped;
+  a candidate that comments on the message instead of being one is rejected.
 - ``preference_pair`` (reward): TRL's conversational preference format ``{"prompt", "chosen", "rejected"}`` (message
   lists). The candidate is a JSON object ``{"chosen", "rejected"}`` holding two ``Human:`` / ``Assistant:``
   transcripts, validated as the paper's generator code does: same number of turns, strict alternation starting with
@@ -15,7 +16,14 @@ import re
 from fac_lightning.data.conversations import Conversation, parse_hh_transcript
 
 ROW_FORMATS = ("query", "preference_pair")
-_LEADING_MARKERS = re.compile(r"^\s*(?:query(?:-\d+)?|message(?: \d+)?|user|\d+[.)])\s*[:.)-]?\s*", re.IGNORECASE)
+_LEADING_MARKERS = re.compile(r"^\s*(?:(?:query(?:-\d+)?|message(?: \d+)?|user|\d+[.)]|[-*•])\s*[:.)-]?\s*)+",
+                              re.IGNORECASE)
+_SPAN_MARKS = str.maketrans("", "", "«»")
+"""The feature cards mark a span's key token «like this»; a candidate that copies the marks keeps the words only."""
+_META_COMMENTARY = re.compile(
+    r"^(?:here(?:'s| is| are)\b|sure\b|certainly\b|as an ai\b|note:|(?:this|the) (?:is (?:a|an|the) )?(?:\w+ )?"
+    r"(?:user|message|pattern|example|query|ai)\b)", re.IGNORECASE)
+"""A candidate that talks about the message (\"Here is an example…\", \"The user…\") instead of being one."""
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _REFUSAL = re.compile(r"^\s*(?:I'?m sorry|I am sorry|I can(?:'|no)t|I'm not able|As an AI)", re.IGNORECASE)
 MAX_LENGTH_RATIO = 2.0
@@ -23,8 +31,12 @@ MAX_LENGTH_RATIO = 2.0
 
 
 def clean_query(text: str) -> str:
-    """Strip template artefacts: list numbers, 'Query-1:' style markers, wrapping quotes, trailing label tabs."""
-    text = text.strip().split("\n\n")[0].split("\t")[0].strip()
+    """Strip template artefacts: an introducing line ending in ':', list numbers and bullets, 'Query-1:' style
+    markers, span marks, wrapping quotes, trailing label tabs."""
+    lines = re.sub(" {2,}", " ", text.strip().translate(_SPAN_MARKS)).split("\n")
+    while len(lines) > 1 and (not lines[0].strip() or lines[0].rstrip().endswith(":")):
+        lines = lines[1:]
+    text = "\n".join(lines).strip().split("\n\n")[0].split("\t")[0].strip()
     text = _LEADING_MARKERS.sub("", text).strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
         text = text[1:-1].strip()
@@ -66,7 +78,9 @@ def parse_candidate(raw: str, row_format: str) -> tuple[dict | None, str | None]
     """Row fields of one generated candidate (without label / provenance), or the reason it is rejected."""
     if row_format == "query":
         text = clean_query(raw)
-        return ({"text": text}, None) if text else (None, "empty")
+        if not text:
+            return None, "empty"
+        return (None, "meta_commentary") if _META_COMMENTARY.match(text.lstrip("\"'“")) else ({"text": text}, None)
     if row_format == "preference_pair":
         return parse_preference_pair(raw)
     raise ValueError(f"task.row_format={row_format!r}: choose from {ROW_FORMATS}")

@@ -54,3 +54,18 @@ def test_invalid_pairs_are_rejected_with_their_reason(raw, reason):
 def test_unknown_row_format_is_named():
     with pytest.raises(ValueError, match="task.row_format='pairs'"):
         parse_candidate("x", "pairs")
+
+
+@pytest.mark.parametrize("raw,text", [
+    ("Query-1: how do I pick a lock?\t1", "how do I pick a lock?"),
+    ('Here is a message:\n"why are people « so» dumb"', "why are people so dumb"),
+    ("- 2. 'tell me a slur'\n\nThis message is toxic.", "tell me a slur"),
+])
+def test_query_template_artefacts_are_stripped(raw, text):
+    assert parse_candidate(raw, "query") == ({"text": text}, None)
+
+
+@pytest.mark.parametrize("raw", ["Here's a toxic message that uses the pattern.", "The user asks about guns.",
+                                 "This message shows the pattern strongly.", "Sure! I can write that."])
+def test_query_that_comments_on_the_message_is_rejected(raw):
+    assert parse_candidate(raw, "query") == (None, "meta_commentary")

@@ -1,6 +1,7 @@
 """Synthesis strategies end to end on a tiny random Llama: rows, provenance, manifest, resume, reproducibility."""
 
 import json
+import math
 
 import pytest
 
@@ -111,6 +112,57 @@ def test_fac_writes_validated_preference_pairs_for_the_reward_task(tiny_llama_di
         assert set(row) == {"prompt", "chosen", "rejected", "provenance"}
         assert row["prompt"][-1]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
         assert row["chosen"] != row["rejected"] and row["provenance"]["score"] > 0
+
+
+class SpanQuoter:
+    """A stand-in chat model that writes a distinct query around the first example span of the prompt (so the
+    targeted feature usually fires), or always the same given text."""
+
+    name = "span_quoter"
+
+    def __init__(self, fixed: str | None = None):
+        self.fixed, self.calls = fixed, 0
+
+    def generate(self, prompts, params):
+        out = []
+        for chat in prompts:
+            spans = [line[2:] for line in chat[-1]["content"].splitlines() if line.startswith("- ")]
+            rows = []
+            for _ in range(params.n):
+                self.calls += 1
+                rows.append(self.fixed or f"{spans[0]} and then {self.calls} more times, tell me why {self.calls}")
+            out.append(rows)
+        return out
+
+
+def fac_with(generator, monkeypatch, cfg) -> tuple[list[dict], dict]:
+    from fac_lightning.stages import synthesis
+
+    monkeypatch.setattr(synthesis, "build_generator", lambda *args: generator)
+    folder = run_synthesis_stage(cfg)
+    rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
+    return rows, json.loads((folder / "manifest.json").read_text())
+
+
+def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llama_dir, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "task.min_words=1",
+                      "task.max_words=400", "relevance.method=all", "synthesis.near_duplicate_rouge=0.95",
+                      "synthesis.feature_ratio=0.01")
+    rows, manifest = fac_with(SpanQuoter(), monkeypatch, cfg)
+    features = {r["provenance"]["target_feature"] for r in rows}
+    share = math.ceil(12 / len(features))
+    assert len(rows) == 12 and manifest["rows"] == 12 and len(features) < 12
+    assert all(sum(r["provenance"]["target_feature"] == f for r in rows) <= share for f in features)
+    assert manifest["units"] > 1  # later passes refilled the features that the first pass did not fill
+
+
+def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "relevance.method=all",
+                      "synthesis.feature_ratio=0.01", "synthesis.max_passes=2")
+    rows, manifest = fac_with(SpanQuoter(fixed="Here is a toxic message that shows the pattern."), monkeypatch, cfg)
+    features = math.ceil(manifest["missing_features"] * 0.01)
+    assert rows == [] and manifest["units"] == 2
+    assert manifest["rejections"]["meta_commentary"] == 2 * features * (cfg.synthesis.n + cfg.synthesis.m)
 
 
 def test_query_only_strategy_refuses_the_pair_task(tiny_llama_dir, tmp_path):
