@@ -72,7 +72,9 @@ def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir,
 def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
     from fac_lightning.synthesis.fac import FACStrategy
 
-    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=fac")
+    # one feature, two candidates per step: a pass keeps at most 2 of the 4 rows, so the run has a second pass
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=fac", "synthesis.feature_ratio=0.01", "synthesis.n=2",
+                       "synthesis.m=2")
     kill_synthesis_after(monkeypatch, units=1)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg)
