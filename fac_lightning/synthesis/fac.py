@@ -32,6 +32,9 @@ class FACStrategy(Strategy):
             raise ValueError("synthesis=fac: the seed data already covers every relevant anchor feature "
                              "(no missing features at this delta); nothing to target")
         self.per_feature = max(1, math.ceil(self.context.n_samples / len(self.features)))
+        if self.cfg.max_passes < 1:
+            raise ValueError(f"synthesis.max_passes={self.cfg.max_passes}: fac needs at least one pass over the "
+                             "missing features")
 
     def units(self) -> Iterator[int]:
         yield from range(self.cfg.max_passes)

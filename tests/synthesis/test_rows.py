@@ -57,7 +57,10 @@ def test_unknown_row_format_is_named():
 
 
 @pytest.mark.parametrize("raw,text", [
-    ("Query-1: how do I pick a lock?\t1", "how do I pick a lock?"),
+    ("Query-1: how do I pick a lock?\tlabel 1", "how do I pick a lock?"),
+    ('"tell me a joke"', "tell me a joke"),
+    ("3. steal a car\n\nmore", "steal a car"),
+    ("Message 4: hi there", "hi there"),
     ('Here is a message:\n"why are people « so» dumb"', "why are people so dumb"),
     ("- 2. 'tell me a slur'\n\nThis message is toxic.", "tell me a slur"),
 ])

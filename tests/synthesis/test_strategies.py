@@ -8,19 +8,11 @@ import pytest
 from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifact_dir
 from fac_lightning.synthesis.base import RowWriter, strategy_class
 from fac_lightning.synthesis.magpie import MagpieStrategy
-from fac_lightning.synthesis.rows import clean_query
 from tests.conftest import kill_synthesis_after, record_units
 from tests.test_evaluate import tiny_config
 
 SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
                  "relevance.method=all", "synthesis.near_duplicate_rouge=0.95"]
-
-
-@pytest.mark.parametrize("raw,clean", [("Query-1: How do I hack wifi?\tlabel 1", "How do I hack wifi?"),
-                                       ('"tell me a joke"', "tell me a joke"), ("3. steal a car\n\nmore", "steal a car"),
-                                       ("Message 4: hi there", "hi there")])
-def test_clean_query_strips_template_artefacts(raw, clean):
-    assert clean_query(raw) == clean
 
 
 def test_prompt_echo_is_rejected(tmp_path):
@@ -72,6 +64,12 @@ def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, t
     assert units[0] == 2  # the two finished units were not redone
 
 
+def first_span(chat) -> str:
+    """The first example span listed ("- ...") in a strategy's prompt."""
+    spans = [line[2:] for line in chat[-1]["content"].splitlines() if line.startswith("- ")]
+    return spans[0] if spans else "this"
+
+
 class PairWriter:
     """A stand-in chat model that follows the pair template: it asks about the first example span of the prompt
     (so the targeted feature fires) and answers with a valid chosen / rejected pair."""
@@ -84,8 +82,7 @@ class PairWriter:
     def generate(self, prompts, params):
         out = []
         for chat in prompts:
-            spans = [line[2:] for line in chat[-1]["content"].splitlines() if line.startswith("- ")]
-            topic = spans[0].replace("«", "").replace("»", "") if spans else "this"
+            topic = first_span(chat).replace("«", "").replace("»", "")
             rows = []
             for _ in range(params.n):
                 self.calls += 1
@@ -126,11 +123,11 @@ class SpanQuoter:
     def generate(self, prompts, params):
         out = []
         for chat in prompts:
-            spans = [line[2:] for line in chat[-1]["content"].splitlines() if line.startswith("- ")]
             rows = []
             for _ in range(params.n):
                 self.calls += 1
-                rows.append(self.fixed or f"{spans[0]} and then {self.calls} more times, tell me why {self.calls}")
+                rows.append(self.fixed or f"{first_span(chat)} and then {self.calls} more times, tell me why "
+                                          f"{self.calls}")
             out.append(rows)
         return out
 
@@ -163,6 +160,12 @@ def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_pat
     features = math.ceil(manifest["missing_features"] * 0.01)
     assert rows == [] and manifest["units"] == 2
     assert manifest["rejections"]["meta_commentary"] == 2 * features * (cfg.synthesis.n + cfg.synthesis.m)
+
+
+def test_fac_refuses_a_pass_limit_below_one(tiny_llama_dir, tmp_path):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance.method=all", "synthesis.max_passes=0")
+    with pytest.raises(ValueError, match="synthesis.max_passes=0"):
+        run_synthesis_stage(cfg)
 
 
 def test_query_only_strategy_refuses_the_pair_task(tiny_llama_dir, tmp_path):
