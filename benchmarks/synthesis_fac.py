@@ -5,7 +5,8 @@
 Runs fac (two-step), fac one-step (two_step=false), self_instruct and magpie on the same backbone, SAE, anchor,
 relevant features and seed data (each run is a cached synthesis artifact), and prints a Markdown table of
 FAC (binary, frequency, magnitude) as mean ± std over seeds, with rows kept, how many of the seed's missing features the rows cover and the
-synthesis time each artifact's manifest recorded when it was built (so a table over reused artifacts is still right).
+synthesis time each artifact's manifest recorded when it was built (so a table over reused artifacts is still right),
+and for fac the share of each step's sampled candidates whose g_i on their target feature exceeds delta.
 Strategies that keep fewer rows than the budget are also compared at matched size: binary FAC of each run's first
 N rows, N = the fewest rows any run kept.
 """
@@ -64,13 +65,13 @@ def main(cfg: DictConfig) -> None:
           f"relevance={cfg.relevance.method} relevant anchor features={first['relevant_anchor_features']} "
           f"missing (vs seed)={first['missing_features']}")
     print(f"| strategy | FAC binary | FAC frequency | FAC magnitude | FAC binary, first {matched} rows | rows | "
-          "missing features covered | synthesis s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "missing features covered | step 1 / step 2 candidates above δ | synthesis s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         fac = {w: mean_std([r["fac"][w] for r in runs]) for w in ("binary", "frequency", "magnitude")}
         print(f"| {name} | {fac['binary']} | {fac['frequency']} | {fac['magnitude']} | "
               f"{mean_std([r['fac_matched'] for r in runs])} | "
-              f"{statistics.mean(r['rows'] for r in runs):.1f} | {covered(runs)} | "
+              f"{statistics.mean(r['rows'] for r in runs):.1f} | {covered(runs)} | {hit_rates(runs)} | "
               f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
 
 
@@ -82,6 +83,17 @@ def generated_table(run: DictConfig, backbone, folder: Path, strategy: str):
 
 def covered(runs: list[dict]) -> str:
     return f"{statistics.mean(r['missing_features_covered'] for r in runs):.1f} / {runs[0]['missing_features']}"
+
+
+def hit_rates(runs: list[dict]) -> str:
+    """Step 1 / step 2 candidates above delta over sampled, pooled over seeds ("-" where a run has no such step;
+    older manifests have no tallies)."""
+    rates = []
+    for step in (1, 2):
+        sampled = sum(r.get("tallies", {}).get(f"step{step}_sampled", 0) for r in runs)
+        above = sum(r.get("tallies", {}).get(f"step{step}_above_delta", 0) for r in runs)
+        rates.append(f"{above / sampled:.2f}" if sampled else "-")
+    return " / ".join(rates)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def echoes_prompt(text: str, prompt: str) -> bool:
 
 @dataclass
 class RowWriter:
-    """Appends accepted rows to ``rows.jsonl``; ``state.json`` records finished units, row count and rejections."""
+    """Appends accepted rows to ``rows.jsonl``; ``state.json`` records finished units, row count, rejections and
+    candidate tallies (a strategy's own counts, e.g. fac's candidates per step and how many exceeded delta)."""
 
     folder: Path
     task: TaskConfig
@@ -50,6 +51,7 @@ class RowWriter:
     near_duplicate_rouge: float
     rows: list[dict] = field(default_factory=list)
     rejections: Counter = field(default_factory=Counter)
+    tallies: Counter = field(default_factory=Counter)
     units_done: int = 0
 
     def __post_init__(self):
@@ -59,6 +61,7 @@ class RowWriter:
         if state_file.exists():  # resume: keep exactly the rows of finished units
             state = json.loads(state_file.read_text())
             self.units_done, self.rejections = state["units_done"], Counter(state["rejections"])
+            self.tallies = Counter(state.get("tallies", {}))
             lines = (self.folder / "rows.jsonl").read_text().splitlines()[: state["rows"]]
             self.rows = [json.loads(line) for line in lines]
             (self.folder / "rows.jsonl").write_text("".join(line + "\n" for line in lines))
@@ -107,6 +110,9 @@ class RowWriter:
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejections[reason] += count
 
+    def tally(self, key: str, count: int = 1) -> None:
+        self.tallies[key] += count
+
     def commit_unit(self) -> None:
         with (self.folder / "rows.jsonl").open("a") as f:
             for row in self.pending:
@@ -115,7 +121,8 @@ class RowWriter:
         self.pending = []
         self.units_done += 1
         write_json_atomic(self.folder / "state.json", {"units_done": self.units_done, "rows": len(self.rows),
-                                                       "rejections": dict(self.rejections)})
+                                                       "rejections": dict(self.rejections),
+                                                       "tallies": dict(self.tallies)})
 
 
 class Strategy:

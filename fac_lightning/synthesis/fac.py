@@ -53,9 +53,12 @@ class FACStrategy(Strategy):
         spans = self.context.spans.get(feature, [])
         return self.context.anchor_texts[spans[0].sample] if spans else self.context.seed_texts[0]
 
-    def candidates(self, prompts: list[str], features: list[int], seed_unit: int, n: int, writer: RowWriter):
-        """n candidates per prompt in one generator call; per prompt, the parseable ones (raw text, row fields) and
-        their g_i on that prompt's feature (the unparseable ones are rejected)."""
+    def candidates(self, prompts: list[str], features: list[int], step: int, unit: int, writer: RowWriter):
+        """The step's n (or m) candidates per prompt in one generator call; per prompt, the parseable ones (raw text,
+        row fields) and their g_i on that prompt's feature (the unparseable ones are rejected). Tallies
+        ``step<k>_sampled`` and ``step<k>_above_delta`` so a manifest shows how often each step hits its feature."""
+        n = self.cfg.n if step == 1 else self.cfg.m
+        seed_unit = unit if step == 1 else unit + 1_000_000
         parsed = []
         for outputs in self.generator.generate([self.chat(p) for p in prompts], self.params(seed_unit, n)):
             parsed.append([])
@@ -67,8 +70,11 @@ class FACStrategy(Strategy):
                     parsed[-1].append((raw, fields))
         scores_NF = self.context.scores([row_conversation(f) for group in parsed for _, f in group])
         bounds = np.cumsum([0] + [len(group) for group in parsed])
-        return [(group, scores_NF[start:end, feature])
-                for group, start, end, feature in zip(parsed, bounds[:-1], bounds[1:], features)]
+        groups = [(group, scores_NF[start:end, feature])
+                  for group, start, end, feature in zip(parsed, bounds[:-1], bounds[1:], features)]
+        writer.tally(f"step{step}_sampled", n * len(prompts))
+        writer.tally(f"step{step}_above_delta", int(sum((scores > self.context.delta).sum() for _, scores in groups)))
+        return groups
 
     def keep_best(self, writer: RowWriter, parsed, scores, provenance: dict) -> None:
         for i in np.argsort(-scores, kind="stable"):
@@ -84,7 +90,7 @@ class FACStrategy(Strategy):
         descriptions = [self.description(f) for f in features]
         step1 = [self.task.prompts.feature_step1.format(description=explanation, spans=spans)
                  for explanation, spans in descriptions]
-        first = self.candidates(step1, features, unit, self.cfg.n, writer)
+        first = self.candidates(step1, features, 1, unit, writer)
         if not self.cfg.two_step:
             for feature, prompt, (parsed, scores) in zip(features, step1, first):
                 self.keep_best(writer, parsed, scores, self.provenance(
@@ -95,7 +101,7 @@ class FACStrategy(Strategy):
         step2 = [self.task.prompts.feature_step2.format(description=explanation, spans=spans, positive=positive,
                                                         negative=negative)
                  for (explanation, spans), (positive, negative, _) in zip(descriptions, pairs)]
-        second = self.candidates(step2, features, unit + 1_000_000, self.cfg.m, writer)
+        second = self.candidates(step2, features, 2, unit, writer)
         for feature, prompt, (positive, negative, source), (parsed, scores) in zip(features, step2, pairs, second):
             self.keep_best(writer, parsed, scores, self.provenance(
                 unit, prompt, target_feature=feature, two_step=True, step=2, pair_source=source, positive=positive,

@@ -151,6 +151,8 @@ def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llam
     assert len(rows) == 12 and manifest["rows"] == 12 and 1 < len(features) < 12
     assert all(sum(r["provenance"]["target_feature"] == f for r in rows) <= share for f in features)
     assert manifest["units"] > 1  # later passes refilled the features that the first pass did not fill
+    tallies = manifest["tallies"]  # every kept row was a Step 2 candidate above delta; n = m: same count per step
+    assert tallies["step2_above_delta"] >= 12 and tallies["step1_sampled"] == tallies["step2_sampled"]
 
 
 def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_path, monkeypatch):
@@ -160,6 +162,8 @@ def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_pat
     features = math.ceil(manifest["missing_features"] * 0.01)
     assert rows == [] and manifest["units"] == 2
     assert manifest["rejections"]["meta_commentary"] == 2 * features * (cfg.synthesis.n + cfg.synthesis.m)
+    assert manifest["tallies"] == {"step1_sampled": 2 * features * cfg.synthesis.n, "step1_above_delta": 0,
+                                   "step2_sampled": 2 * features * cfg.synthesis.m, "step2_above_delta": 0}
 
 
 def test_fac_refuses_a_pass_limit_below_one(tiny_llama_dir, tmp_path):
