@@ -177,8 +177,12 @@ class TaskPrompts:
     """System prompt of every synthesis call."""
     feature_step1: str = MISSING
     """FAC Step 1: write a sample that shows a feature. Placeholders: {description}, {spans}."""
+    feature_step2_weak: str = MISSING
+    """FAC Step 2, the reply to x- (the Step 1 prompt's weakest answer, shown as an earlier answer): it shows the
+    pattern weakly; write another. The generator's answer to it is shown as x+."""
     feature_step2: str = MISSING
-    """FAC Step 2: contrastive demonstrations. Placeholders: {description}, {spans}, {positive}, {negative}."""
+    """FAC Step 2, the reply to x+: it shows the pattern strongly; write one more, even stronger. The generator's
+    m answers to this are the Step 2 candidates."""
     self_instruct: str | None = None
     """Self-Instruct (Alpaca variant): continue a numbered list. Placeholders: {examples}, {next_index}."""
     magpie_system: str | None = None

@@ -35,8 +35,10 @@ def strategy_class(name: str) -> type["Strategy"]:
     return _STRATEGIES[name]
 
 
-def echoes_prompt(text: str, prompt: str) -> bool:
-    """True when the candidate repeats a line of its prompt (instructions or a demonstration) verbatim."""
+def echoes_prompt(text: str, prompt: str | list[dict[str, str]]) -> bool:
+    """True when the candidate repeats a line of its prompt (a text or a chat's messages: instructions or a
+    demonstration) verbatim."""
+    prompt = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
     return any(len(line) >= 25 and line in text for line in (raw.strip() for raw in prompt.splitlines()))
 
 
@@ -99,7 +101,7 @@ class RowWriter:
         fields, reason = parse_candidate(raw, self.task.row_format)
         if fields is not None:
             query = row_query(fields)
-            reason = "prompt_echo" if echoes_prompt(query, str(provenance.get("prompt", ""))) else self.reject_reason(query)
+            reason = "prompt_echo" if echoes_prompt(query, provenance.get("prompt", "")) else self.reject_reason(query)
         if reason:
             self.rejections[reason] += 1
             return False

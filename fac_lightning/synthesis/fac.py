@@ -2,8 +2,10 @@
 
 Step 1: a feature-aware prompt (description + top spans) -> n candidates scored by g_i; x+ = argmax (must exceed
 delta), x- = argmin. If no candidate exceeds delta, x+ falls back to the anchor sample with the top span (recorded in
-provenance). Step 2: prompt with (x+, x-) as contrastive demonstrations -> m candidates; keep those with
-g_i > delta, best first. ``two_step=false`` filters and ranks the Step 1 candidates instead (Table 10 ablation).
+provenance). Step 2: (x+, x-) as contrastive few-shot demonstrations, in the chat itself: the Step 1 prompt answered
+with x-, a reply that it shows the pattern weakly answered with x+, then a reply that x+ shows it strongly and asks
+for one more -> m candidates; keep those with g_i > delta, best first. (Demonstrations as earlier answers, rather
+than quoted inside one prompt, keep small generators writing a message instead of commenting on the quoted ones.) ``two_step=false`` filters and ranks the Step 1 candidates instead (Table 10 ablation).
 The budget is spread evenly over the first ``feature_ratio`` share of the missing features: each feature may keep
 ``ceil(n_samples / features)`` rows, and up to ``max_passes`` passes revisit the features whose share is not filled
 (each pass samples afresh with its own seed). A pass sends every open feature's prompt to the generator in one call,
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from fac_lightning.synthesis.base import RowWriter, Strategy, register_strategy
-from fac_lightning.synthesis.rows import parse_candidate, row_conversation, row_demonstration
+from fac_lightning.synthesis.rows import parse_candidate, row_answer, row_conversation
 
 
 @register_strategy
@@ -53,14 +55,20 @@ class FACStrategy(Strategy):
         spans = self.context.spans.get(feature, [])
         return self.context.anchor_texts[spans[0].sample] if spans else self.context.seed_texts[0]
 
-    def candidates(self, prompts: list[str], features: list[int], step: int, unit: int, writer: RowWriter):
-        """The step's n (or m) candidates per prompt in one generator call; per prompt, the parseable ones (raw text,
-        row fields) and their g_i on that prompt's feature (the unparseable ones are rejected). Tallies
+    def step2_chat(self, step1_prompt: str, positive: str, negative: str) -> list[dict[str, str]]:
+        return [*self.chat(step1_prompt), {"role": "assistant", "content": negative},
+                {"role": "user", "content": self.task.prompts.feature_step2_weak},
+                {"role": "assistant", "content": positive},
+                {"role": "user", "content": self.task.prompts.feature_step2}]
+
+    def candidates(self, chats: list[list[dict]], features: list[int], step: int, unit: int, writer: RowWriter):
+        """The step's n (or m) candidates per chat in one generator call; per chat, the parseable ones (raw text,
+        row fields) and their g_i on that chat's feature (the unparseable ones are rejected). Tallies
         ``step<k>_sampled`` and ``step<k>_above_delta`` so a manifest shows how often each step hits its feature."""
         n = self.cfg.n if step == 1 else self.cfg.m
         seed_unit = unit if step == 1 else unit + 1_000_000
         parsed = []
-        for outputs in self.generator.generate([self.chat(p) for p in prompts], self.params(seed_unit, n)):
+        for outputs in self.generator.generate(chats, self.params(seed_unit, n)):
             parsed.append([])
             for raw in outputs:
                 fields, reason = parse_candidate(raw, self.task.row_format)
@@ -72,7 +80,7 @@ class FACStrategy(Strategy):
         bounds = np.cumsum([0] + [len(group) for group in parsed])
         groups = [(group, scores_NF[start:end, feature])
                   for group, start, end, feature in zip(parsed, bounds[:-1], bounds[1:], features)]
-        writer.tally(f"step{step}_sampled", n * len(prompts))
+        writer.tally(f"step{step}_sampled", n * len(chats))
         writer.tally(f"step{step}_above_delta", int(sum((scores > self.context.delta).sum() for _, scores in groups)))
         return groups
 
@@ -90,29 +98,32 @@ class FACStrategy(Strategy):
         descriptions = [self.description(f) for f in features]
         step1 = [self.task.prompts.feature_step1.format(description=explanation, spans=spans)
                  for explanation, spans in descriptions]
-        first = self.candidates(step1, features, 1, unit, writer)
+        chats = [self.chat(p) for p in step1]
+        first = self.candidates(chats, features, 1, unit, writer)
         if not self.cfg.two_step:
-            for feature, prompt, (parsed, scores) in zip(features, step1, first):
+            for feature, chat, (parsed, scores) in zip(features, chats, first):
                 self.keep_best(writer, parsed, scores, self.provenance(
-                    unit, prompt, target_feature=feature, two_step=False, step=1))
+                    unit, chat, target_feature=feature, two_step=False, step=1))
             return
         pairs = [self.contrastive_pair(feature, unit, parsed, scores)
                  for feature, (parsed, scores) in zip(features, first)]
-        step2 = [self.task.prompts.feature_step2.format(description=explanation, spans=spans, positive=positive,
-                                                        negative=negative)
-                 for (explanation, spans), (positive, negative, _) in zip(descriptions, pairs)]
+        step2 = [self.step2_chat(prompt, positive, negative) for prompt, (positive, negative, _) in zip(step1, pairs)]
         second = self.candidates(step2, features, 2, unit, writer)
-        for feature, prompt, (positive, negative, source), (parsed, scores) in zip(features, step2, pairs, second):
+        for feature, chat, (_, _, source), (parsed, scores) in zip(features, step2, pairs, second):
             self.keep_best(writer, parsed, scores, self.provenance(
-                unit, prompt, target_feature=feature, two_step=True, step=2, pair_source=source, positive=positive,
-                negative=negative))
+                unit, chat, target_feature=feature, two_step=True, step=2, pair_source=source))
 
     def contrastive_pair(self, feature: int, unit: int, parsed, scores) -> tuple[str, str, str]:
-        """(x+, x-, where x+ came from): the best and worst Step 1 candidates, x+ from the anchor if none exceeds δ."""
-        if len(parsed) and scores.max() > self.context.delta:
-            positive, source = row_demonstration(parsed[int(scores.argmax())][1]), "step1"
+        """(x+, x-, where x+ came from): the best Step 1 candidate (the anchor's top-span sample if none exceeds δ)
+        and the worst one scoring below x+; with none (one candidate, or all tied: candidates sharing the opening
+        that holds the max often tie), a seed sample, which by the definition of a missing feature does not
+        activate it."""
+        best = int(scores.argmax()) if len(parsed) else -1
+        if best >= 0 and scores[best] > self.context.delta:
+            positive, source = row_answer(parsed[best][1]), "step1"
         else:
-            positive, source = self.fallback_positive(feature), "anchor_fallback"
-        negative = (row_demonstration(parsed[int(scores.argmin())][1]) if len(parsed)
+            positive, source, best = self.fallback_positive(feature), "anchor_fallback", -1
+        weaker = [i for i in np.argsort(scores, kind="stable") if best < 0 or scores[i] < scores[best]]
+        negative = (row_answer(parsed[weaker[0]][1]) if weaker
                     else self.context.seed_texts[unit % len(self.context.seed_texts)])
         return positive, negative, source

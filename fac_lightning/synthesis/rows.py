@@ -96,10 +96,16 @@ def row_conversation(row: dict) -> Conversation:
     return [{"role": "user", "content": row["text"]}] if "text" in row else row["prompt"] + row["chosen"]
 
 
-def row_demonstration(row: dict) -> str:
-    """A row as shown in a prompt: the user message, or the prompt + chosen answer as a ``Human:`` / ``Assistant:``
-    transcript (the pair template's own format)."""
+def transcript(conversation: Conversation) -> str:
+    """A conversation as a ``Human:`` / ``Assistant:`` transcript (the pair template's own format)."""
+    speakers = {"user": "Human", "assistant": "Assistant"}
+    return "\n\n".join(f"{speakers[m['role']]}: {m['content']}" for m in conversation)
+
+
+def row_answer(row: dict) -> str:
+    """A row written the way the task's template asks the generator to write it (a demonstration answer): the user
+    message, or the pair as JSON of two transcripts."""
     if "text" in row:
         return row["text"]
-    speakers = {"user": "Human", "assistant": "Assistant"}
-    return "\n\n".join(f"{speakers[m['role']]}: {m['content']}" for m in row_conversation(row))
+    return json.dumps({"chosen": transcript(row["prompt"] + row["chosen"]),
+                       "rejected": transcript(row["prompt"] + row["rejected"])})

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fac_lightning.synthesis.rows import parse_candidate, row_conversation, row_demonstration, row_query
+from fac_lightning.synthesis.rows import parse_candidate, row_answer, row_conversation, row_query
 
 
 def pair(chosen: str, rejected: str) -> str:
@@ -23,7 +23,8 @@ def test_valid_pair_becomes_trl_conversational_preference_row():
                       "rejected": [{"role": "assistant", "content": "A spider has six legs, like all other insects do."}]}
     assert row_query(fields) == "How many legs does a spider have?"
     assert row_conversation(fields) == fields["prompt"] + fields["chosen"]
-    assert row_demonstration(fields) == GOOD
+    assert json.loads(row_answer(fields)) == {"chosen": GOOD, "rejected": BAD}  # a Step 2 demonstration answer
+    assert parse_candidate(row_answer(fields), "preference_pair") == (fields, None)
 
 
 def test_multi_turn_pair_keeps_the_shared_history():

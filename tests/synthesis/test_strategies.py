@@ -3,11 +3,14 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
+from fac_lightning.data.task_parts import task_part
 from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifact_dir
 from fac_lightning.synthesis.base import RowWriter, strategy_class
 from fac_lightning.synthesis.magpie import MagpieStrategy
+from fac_lightning.synthesis.rows import clean_query
 from tests.conftest import kill_synthesis_after, record_units
 from tests.test_evaluate import tiny_config
 
@@ -65,8 +68,9 @@ def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, t
 
 
 def first_span(chat) -> str:
-    """The first example span listed ("- ...") in a strategy's prompt."""
-    spans = [line[2:] for line in chat[-1]["content"].splitlines() if line.startswith("- ")]
+    """The first example span listed ("- ...") in a strategy's prompt (fac Step 2: in the Step 1 turn)."""
+    spans = [line[2:] for m in chat if m["role"] == "user" for line in m["content"].splitlines()
+             if line.startswith("- ")]
     return spans[0] if spans else "this"
 
 
@@ -118,16 +122,16 @@ class SpanQuoter:
     name = "span_quoter"
 
     def __init__(self, fixed: str | None = None):
-        self.fixed, self.calls = fixed, 0
+        self.fixed, self.written = fixed, []
 
     def generate(self, prompts, params):
         out = []
         for chat in prompts:
             rows = []
             for _ in range(params.n):
-                self.calls += 1
-                rows.append(self.fixed or f"{first_span(chat)} and then {self.calls} more times, tell me why "
-                                          f"{self.calls}")
+                calls = len(self.written) + 1
+                self.written.append(self.fixed or f"{first_span(chat)} and then {calls} more times, tell me why {calls}")
+                rows.append(self.written[-1])
             out.append(rows)
         return out
 
@@ -145,7 +149,8 @@ def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llam
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "task.min_words=1",
                       "task.max_words=400", "relevance.method=all", "synthesis.near_duplicate_rouge=0.95",
                       "synthesis.feature_ratio=0.07", "synthesis.n=2", "synthesis.m=2")
-    rows, manifest = fac_with(SpanQuoter(), monkeypatch, cfg)
+    generator = SpanQuoter()
+    rows, manifest = fac_with(generator, monkeypatch, cfg)
     features = {r["provenance"]["target_feature"] for r in rows}
     share = math.ceil(12 / len(features))  # a few features, at most 2 rows each per pass: one pass cannot fill 12
     assert len(rows) == 12 and manifest["rows"] == 12 and 1 < len(features) < 12
@@ -153,6 +158,15 @@ def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llam
     assert manifest["units"] > 1  # later passes refilled the features that the first pass did not fill
     tallies = manifest["tallies"]  # every kept row was a Step 2 candidate above delta; n = m: same count per step
     assert tallies["step2_above_delta"] >= 12 and tallies["step1_sampled"] == tallies["step2_sampled"]
+    seed = {c[0]["content"] for c in task_part(cfg.task, "seed_data", cfg.paths.data_dir)}
+    for row in rows:  # Step 2 continues the Step 1 chat: x- answers the Step 1 prompt, x+ answers the "weak" reply
+        chat, prompts = row["provenance"]["prompt"], cfg.task.prompts
+        assert [m["role"] for m in chat] == ["system", "user", "assistant", "user", "assistant", "user"]
+        assert chat[3]["content"] == prompts.feature_step2_weak and chat[5]["content"] == prompts.feature_step2
+        written = {clean_query(text) for text in generator.written}  # demonstrations are shown cleaned
+        assert chat[2]["content"] in written | seed  # x-: a Step 1 candidate below x+, else a seed message
+        assert (chat[4]["content"] in written) == (row["provenance"]["pair_source"] == "step1")
+        assert chat[2]["content"] != chat[4]["content"] and row["text"] not in (chat[2]["content"], chat[4]["content"])
 
 
 def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_path, monkeypatch):
@@ -176,3 +190,20 @@ def test_query_only_strategy_refuses_the_pair_task(tiny_llama_dir, tmp_path):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=magpie", "relevance.method=all")
     with pytest.raises(ValueError, match="synthesis=magpie.*row_format='preference_pair'"):
         run_synthesis_stage(cfg)
+
+
+@pytest.mark.parametrize("scores,pair", [
+    ([2.0, 0.5, 3.0], ("c", "b", "step1")),  # best and worst Step 1 candidates
+    ([3.0, 3.0, 3.0], ("a", "seed message", "step1")),  # all tied with x+ (a shared opening holds the max): a seed
+    ([0.0, 0.0, 0.0], ("anchor message", "a", "anchor_fallback")),  # none above delta: x+ from the anchor
+    ([], ("anchor message", "seed message", "anchor_fallback")),  # nothing parseable
+])
+def test_fac_contrastive_pair(scores, pair):
+    from types import SimpleNamespace
+
+    from fac_lightning.synthesis.fac import FACStrategy
+
+    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_texts=["seed message"]),
+                               fallback_positive=lambda feature: "anchor message")
+    parsed = [(text, {"text": text}) for text in "abc"[: len(scores)]]
+    assert FACStrategy.contrastive_pair(strategy, 7, 0, parsed, np.array(scores)) == pair
