@@ -243,6 +243,9 @@ class SynthesisConfig:
     """self_instruct: machine-generated demonstrations added once available."""
     near_duplicate_rouge: float = 0.7
     """Candidates with ROUGE-L F1 above this against a kept row are near-duplicates (Self-Instruct's filter)."""
+    min_distinct_3: float = 0.6
+    """Candidates of 8+ words whose word 3-grams are less than this share distinct are rejected as ``repetitive``
+    (a small generator looping on a line; none of 959 real HH-RLHF requests is below 0.91)."""
     prompts_per_call: int = 8
     """Prompts sent to the generator together (self_instruct, magpie)."""
 

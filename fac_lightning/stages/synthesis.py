@@ -76,7 +76,8 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     strategy = strategy_class(cfg.synthesis.strategy)(synthesis_cfg, OmegaConf.to_object(cfg.task), generator,
                                                        cfg.seed, context)
     work = final.with_name(final.name + ".partial")
-    writer = RowWriter(work, OmegaConf.to_object(cfg.task), cfg.n_samples, synthesis_cfg.near_duplicate_rouge)
+    writer = RowWriter(work, OmegaConf.to_object(cfg.task), cfg.n_samples, synthesis_cfg.near_duplicate_rouge,
+                       synthesis_cfg.min_distinct_3)
     log.info("synthesis=%s: %d missing features, budget %d rows", strategy.name, len(missing), cfg.n_samples)
     strategy.run(writer)
     rows = [row_conversation(r) for r in writer.rows]

@@ -17,6 +17,7 @@ from rouge_score import rouge_scorer
 from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.config import SynthesisConfig, TaskConfig
 from fac_lightning.generation import Generator, SamplingParams
+from fac_lightning.metrics.diversity import distinct_n
 from fac_lightning.synthesis.rows import parse_candidate, row_query
 
 _STRATEGIES: dict[str, type["Strategy"]] = {}
@@ -51,6 +52,7 @@ class RowWriter:
     task: TaskConfig
     n_samples: int
     near_duplicate_rouge: float
+    min_distinct_3: float
     rows: list[dict] = field(default_factory=list)
     rejections: Counter = field(default_factory=Counter)
     tallies: Counter = field(default_factory=Counter)
@@ -85,6 +87,8 @@ class RowWriter:
             return "too_short"
         if words > self.task.max_words:
             return "too_long"
+        if words >= 8 and distinct_n([text], 3) < self.min_distinct_3:
+            return "repetitive"
         normalized = " ".join(text.lower().split())
         kept = self.texts()
         if any(" ".join(t.lower().split()) == normalized for t in kept):

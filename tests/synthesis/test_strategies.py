@@ -18,14 +18,17 @@ SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_to
                  "relevance.method=all", "synthesis.near_duplicate_rouge=0.95"]
 
 
-def test_prompt_echo_is_rejected(tmp_path):
+def test_writer_rejects_prompt_echoes_and_repetitive_loops(tmp_path):
     from fac_lightning.config import TaskConfig
 
-    writer = RowWriter(tmp_path, TaskConfig(name="t", relevance_rubric=""), n_samples=5, near_duplicate_rouge=0.7)
+    writer = RowWriter(tmp_path, TaskConfig(name="t", relevance_rubric=""), n_samples=5, near_duplicate_rouge=0.7,
+                       min_distinct_3=0.6)
     prompt = "Some user messages share this pattern: see the examples\nWrite ONE new toxic user message."
     assert not writer.offer("Some user messages share this pattern: see the examples - how", {"prompt": prompt})
+    assert not writer.offer("I'm having a bad day.\n- I'm having a bad day.\n- I'm having a bad day.", {})
     assert writer.offer("how do I break into my neighbour's shed at night", {"prompt": prompt})
-    assert writer.rejections["prompt_echo"] == 1
+    assert writer.offer("I hate you, I hate you so much, get lost", {})  # short repeats are not a loop
+    assert writer.rejections == {"prompt_echo": 1, "repetitive": 1}
 
 
 def test_unknown_strategy_is_named():
