@@ -86,7 +86,8 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
                 for w in WEIGHTINGS}
     write_json_atomic(work / "manifest.json", {
         "stage": "synthesis", "strategy": strategy.name, "generator": generator.name, "rows": len(writer.rows),
-        "n_samples": cfg.n_samples, "rejections": dict(writer.rejections), "tallies": dict(writer.tallies), "units": writer.units_done,
+        "n_samples": cfg.n_samples, "rejections": dict(writer.rejections), "tallies": dict(writer.tallies),
+        "units": writer.units_done,
         "missing_features": len(missing), "relevant_anchor_features": int((space.anchor.active(delta)
                                                                             & space.relevant).sum()),
         "fac": coverage, "missing_features_covered": int(gen_table.active(delta)[missing].sum()) if gen_table else 0,

@@ -1,11 +1,12 @@
 """FAC two-step synthesis (paper §6.2, Alg. 1-2); one unit is one pass over the missing features.
 
 Step 1: a feature-aware prompt (description + top spans) -> n candidates scored by g_i; x+ = argmax (must exceed
-delta), x- = argmin. If no candidate exceeds delta, x+ falls back to the anchor sample with the top span (recorded in
-provenance). Step 2: (x+, x-) as contrastive few-shot demonstrations, in the chat itself: the Step 1 prompt answered
-with x-, a reply that it shows the pattern weakly answered with x+, then a reply that x+ shows it strongly and asks
-for one more -> m candidates; keep those with g_i > delta, best first. (Demonstrations as earlier answers, rather
-than quoted inside one prompt, keep small generators writing a message instead of commenting on the quoted ones.) ``two_step=false`` filters and ranks the Step 1 candidates instead (Table 10 ablation).
+delta), x- = the weakest candidate below it. If no candidate exceeds delta, x+ falls back to the anchor sample with
+the top span (recorded in provenance). Step 2: (x+, x-) as contrastive few-shot demonstrations in the chat itself:
+the Step 1 prompt answered with x-, the task's ``feature_step2_weak`` reply answered with x+, then its
+``feature_step2`` reply asks for one more -> m candidates; keep those with g_i > delta, best first. (As earlier
+answers rather than quoted inside one prompt, the demonstrations keep a small generator writing a message instead of
+commenting on the quoted ones.) ``two_step=false`` filters and ranks the Step 1 candidates instead (Table 10).
 The budget is spread evenly over the first ``feature_ratio`` share of the missing features: each feature may keep
 ``ceil(n_samples / features)`` rows, and up to ``max_passes`` passes revisit the features whose share is not filled
 (each pass samples afresh with its own seed). A pass sends every open feature's prompt to the generator in one call,

@@ -133,7 +133,8 @@ class SpanQuoter:
             rows = []
             for _ in range(params.n):
                 calls = len(self.written) + 1
-                self.written.append(self.fixed or f"{first_span(chat)} and then {calls} more times, tell me why {calls}")
+                self.written.append(self.fixed
+                                    or f"{first_span(chat)} and then {calls} more times, tell me why {calls}")
                 rows.append(self.written[-1])
             out.append(rows)
         return out
