@@ -3,12 +3,12 @@
     python benchmarks/synthesis_fac.py experiment=sae_demo n_samples=50 [+bench.seeds=3]
 
 Runs fac (two-step), fac one-step (two_step=false), self_instruct and magpie on the same backbone, SAE, anchor,
-relevant features and seed data (each run is a cached synthesis artifact), and prints a Markdown table of
-FAC (binary, frequency, magnitude) as mean ± std over seeds, with rows kept, how many of the seed's missing features the rows cover and the
-synthesis time each artifact's manifest recorded when it was built (so a table over reused artifacts is still right),
-and for fac the share of each step's sampled candidates whose g_i on their target feature exceeds delta.
-Strategies that keep fewer rows than the budget are also compared at matched size: binary FAC of each run's first
-N rows, N = the fewest rows any run kept.
+relevant features and seed data (each run is a cached synthesis artifact), and prints a Markdown table of FAC (binary,
+frequency, magnitude) as mean ± std over seeds, with rows kept, how many of the seed's missing features the rows cover
+and the synthesis time each artifact's manifest recorded when it was built (so a table over reused artifacts is still
+right), and for fac the share of each step's sampled candidates whose g_i on their target feature exceeds delta.
+Strategies that keep fewer rows than the budget are also compared at matched size: binary FAC of each run's first N
+rows, N = the fewest rows any run kept.
 """
 
 import json

@@ -14,12 +14,16 @@ so batching engines work on all of them at once.
 """
 
 import math
+import re
 from collections.abc import Iterator
 
 import numpy as np
 
 from fac_lightning.synthesis.base import RowWriter, Strategy, register_strategy
 from fac_lightning.synthesis.rows import parse_candidate, row_answer, row_conversation
+
+_OLD_STEP2_PLACEHOLDERS = re.compile(r"\{(?:description|spans|positive|negative)\}")
+"""Placeholders of the single-prompt Step 2 template, which the chat-form replies no longer fill."""
 
 
 @register_strategy
@@ -35,6 +39,11 @@ class FACStrategy(Strategy):
             raise ValueError("synthesis=fac: the seed data already covers every relevant anchor feature "
                              "(no missing features at this delta); nothing to target")
         self.per_feature = max(1, math.ceil(self.context.n_samples / len(self.features)))
+        for key in ("feature_step2_weak", "feature_step2"):
+            placeholders = _OLD_STEP2_PLACEHOLDERS.findall(getattr(self.task.prompts, key))
+            if placeholders:
+                raise ValueError(f"task.prompts.{key} contains {', '.join(placeholders)}: Step 2's replies are sent "
+                                 "as written (the feature card is the Step 1 turn, x+ and x- are earlier answers)")
         if self.cfg.max_passes < 1:
             raise ValueError(f"synthesis.max_passes={self.cfg.max_passes}: fac needs at least one pass over the "
                              "missing features")

@@ -1,6 +1,7 @@
 """The whole toxicity chain (`python train.py`) on a tiny random Llama: metrics, caching, resume, clear errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,8 @@ def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir
     monkeypatch.setattr(sae, "load_backbone", lambda *a: pytest.fail("the SAE stage ran again"))
     result = run_experiment(cfg)
     assert units and units[0] == 1 and result["train_positives"] > 0  # unit 0 was not redone
+    manifest = json.loads((Path(result["synthetic"]) / "manifest.json").read_text())
+    assert manifest["tallies"]["step1_sampled"] == 2 * manifest["units"]  # the killed run's pass still counts
 
 
 def test_pair_task_is_refused_by_the_classifier_chain_naming_the_key():

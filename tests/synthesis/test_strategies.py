@@ -184,6 +184,13 @@ def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_pat
                                    "step2_sampled": 2 * features * cfg.synthesis.m, "step2_above_delta": 0}
 
 
+def test_fac_refuses_a_single_prompt_step2_template_naming_the_key(tiny_llama_dir, tmp_path):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance.method=all",
+                      "task.prompts.feature_step2='Stronger than {positive}, weaker than {negative}?'")
+    with pytest.raises(ValueError, match=r"task.prompts.feature_step2 contains \{positive\}, \{negative\}"):
+        run_synthesis_stage(cfg)
+
+
 def test_fac_refuses_a_pass_limit_below_one(tiny_llama_dir, tmp_path):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance.method=all", "synthesis.max_passes=0")
     with pytest.raises(ValueError, match="synthesis.max_passes=0"):
