@@ -1,5 +1,6 @@
-"""Entry point: ``python synthesize.py task=toxicity synthesis=fac n_samples=50`` writes a synthetic data set and
-its FAC (``synthesis=self_instruct | magpie`` for the baselines; ``generator=openai | vllm`` for other engines)."""
+"""Entry point: ``python synthesize.py task=toxicity synthesis=fac n_samples=50`` writes a row set and its FAC
+(``synthesis=self_instruct | magpie`` for the baselines, ``seed_only | full_dataset`` for real rows;
+``generator=vllm | openai`` for other engines)."""
 
 import logging
 
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     folder = run_synthesis_stage(cfg)
     print(f"synthetic data set: {folder / 'rows.jsonl'}\nmanifest: {folder / 'manifest.json'}")

@@ -16,7 +16,7 @@ register_configs()
 STAGES = {"sae": run_sae_stage, "experiment": run_experiment}
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage!r} is unknown; choose from {sorted(STAGES)}")

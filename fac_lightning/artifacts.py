@@ -1,9 +1,10 @@
-"""Stage artifacts: folders named by a hash of exactly the config that determines them, written atomically.
+"""Stage artifacts: folders named by a hash of exactly what determines them, with one lifecycle for every stage.
 
-A stage writes into ``<final>.tmp<pid>`` and renames it to ``<final>`` when done, so a folder that exists is
-complete; an existing artifact is reused, never overwritten. Stages that build an artifact hold ``artifact_lock`` on
-it, so two processes asking for the same artifact (two sweeps, a sweep and a benchmark) never write one ``.partial``
-folder at once: the second waits, then reuses the finished artifact.
+``ensure_artifact(final, build)``: if ``final`` exists it is complete and is reused; otherwise take ``<final>.lock``,
+check again (another process may have finished it while we waited), let ``build`` write into ``<final>.partial/``
+(which survives a kill: builders keep their checkpoints, scored chunks or finished units there and resume from them),
+then rename ``.partial`` to ``final`` in one step. So a folder that exists is complete, two processes asking for the
+same artifact (two sweeps, a sweep and a benchmark) never write one ``.partial`` at once, and nothing is overwritten.
 """
 
 import fcntl
@@ -11,8 +12,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,23 +36,6 @@ def write_json_atomic(path: str | Path, obj) -> None:
 
 
 @contextmanager
-def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it becomes ``final`` (which must not exist yet)."""
-    final = Path(final)
-    if final.exists():
-        raise FileExistsError(f"artifact {final} already exists; refusing to overwrite it")
-    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    tmp.rename(final)
-
-
-@contextmanager
 def artifact_lock(final: str | Path) -> Iterator[None]:
     """Hold an exclusive lock (``<final>.lock``, released when the process dies) while building ``final``."""
     final = Path(final)
@@ -64,3 +47,24 @@ def artifact_lock(final: str | Path) -> Iterator[None]:
             log.info("another process is building %s; waiting for it", final)
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def partial_dir(final: str | Path) -> Path:
+    final = Path(final)
+    return final.with_name(final.name + ".partial")
+
+
+def ensure_artifact(final: str | Path, build: Callable[[Path], None], what: str = "artifact") -> Path:
+    """The artifact at ``final``, built by ``build(partial_folder)`` if it does not exist yet (see the module doc).
+    ``build`` must leave in the folder only what the artifact holds (scratch files removed)."""
+    final = Path(final)
+    if final.exists():
+        log.info("%s exists, reusing %s", what, final)
+        return final
+    with artifact_lock(final):
+        if not final.exists():
+            work = partial_dir(final)
+            work.mkdir(parents=True, exist_ok=True)
+            build(work)
+            work.rename(final)
+    return final

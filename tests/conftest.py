@@ -18,13 +18,13 @@ CACHE_DIR = Path(os.environ.get("FAC_CACHE_DIR", Path.home() / ".cache" / "fac_l
 register_configs()
 
 
-def compose_config(overrides: list[str] = (), tmp_path: Path | None = None) -> DictConfig:
-    """Compose conf/config.yaml exactly as train.py does, with test paths."""
+def compose_config(overrides: list[str] = (), tmp_path: Path | None = None, config_name: str = "train") -> DictConfig:
+    """Compose a root config (conf/train.yaml, or evaluate.yaml) exactly as the entry points do, with test paths."""
     paths = [f"paths.data_dir={DATA_DIR}", f"paths.cache_dir={CACHE_DIR}"]
     if tmp_path is not None:
         paths += [f"paths.artifacts_dir={tmp_path / 'artifacts'}", f"paths.output_dir={tmp_path / 'out'}"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=[*paths, *overrides])
+        return compose(config_name, overrides=[*paths, *overrides])
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,19 @@ def tiny_llama_dir(smollm2_dir, tmp_path_factory) -> Path:
 def tiny_backbone_overrides(folder: Path, layer: int = 2) -> list[str]:
     return ["backbone=llama31_8b", "backbone.name=tiny_llama", f"backbone.model={folder}", f"backbone.layer={layer}",
             "backbone.dtype=float32", "backbone.device=cpu"]
+
+
+def tiny_config(tiny_llama_dir, tmp_path, *overrides, config_name: str = "train") -> DictConfig:
+    """A real config on the tiny Llama with a tiny SAE, small anchor sides and a one-source SAE corpus."""
+    cfg = compose_config([*tiny_backbone_overrides(tiny_llama_dir), "logger=csv", "sae.k=8", "sae.expansion_factor=4",
+                          "sae.batch_tokens=256", "sae.train_tokens=2560", "sae.val_every_steps=1000",
+                          "activations.max_length=64", "activations.buffer_tokens=1024",
+                          "activations.heldout_sequences=4", *overrides], tmp_path, config_name)
+    cfg.data.sources = cfg.data.sources[2:3]
+    cfg.data.sources[0].max_rows = 80
+    cfg.task.parts.anchor_positive.sources[0].max_rows = 30
+    cfg.task.parts.anchor_negative.sources[0].max_rows = 30
+    return cfg
 
 
 def kill_synthesis_after(monkeypatch, units: int) -> None:

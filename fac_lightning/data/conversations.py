@@ -100,21 +100,38 @@ def infer_source(path: str | Path) -> SourceConfig:
                     f"(it has {sorted(row)})")
 
 
-def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
-    """Raw rows of a source and where they came from: the local mirror if present, else the hub."""
-    if source.local_path:
-        path = Path(data_dir) / source.local_path  # an absolute local_path ignores data_dir
-        if path.exists() or not source.hub_id:
-            rows = list(read_rows(path))[source.skip_rows :]
-            return rows[: source.max_rows], str(path)
-    if not source.hub_id:
-        raise DataError(f"source {source.name!r} names neither local_path nor hub_id")
-    import datasets
+def field_value(row: dict, path: str):
+    """``row``'s value at a dotted path (``annotations.toxicity.majority_human``); None where it is absent."""
+    for key in path.split("."):
+        if not isinstance(row, dict):
+            return None
+        row = row.get(key)
+    return row
 
-    ds = datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir, split=source.split)
-    end = len(ds) if source.max_rows is None else min(source.skip_rows + source.max_rows, len(ds))
-    ds = ds.select(range(source.skip_rows, end))
-    return list(ds), f"hub:{source.hub_id}"
+
+def local_file(source: SourceConfig, data_dir: str | Path) -> Path | None:
+    """The source's file in the mirror (an absolute local_path ignores data_dir), or None if it names none."""
+    return Path(data_dir) / source.local_path if source.local_path else None
+
+
+def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
+    """Raw rows of a source (``where`` filtered, then skip_rows / max_rows) and where they came from: the local
+    mirror if present, else the hub."""
+    path = local_file(source, data_dir)
+    if path is not None and (path.exists() or not source.hub_id):
+        rows, origin = list(read_rows(path)), str(path)
+    elif not source.hub_id:
+        raise DataError(f"source {source.name!r} names neither local_path nor hub_id")
+    else:
+        import datasets
+
+        rows = list(datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir,
+                                          split=source.split))
+        origin = f"hub:{source.hub_id}"
+    if source.where:
+        rows = [r for r in rows if all(str(field_value(r, k)) == str(v) for k, v in source.where.items())]
+    rows = rows[source.skip_rows :]
+    return rows[: source.max_rows], origin
 
 
 def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conversation]:
@@ -134,23 +151,26 @@ def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conve
     return conversations
 
 
-def load_labelled(source: SourceConfig, label_fields: list[str], data_dir: str | Path,
-                  skip_unlabelled: bool = False) -> tuple[list[str], list[int]]:
-    """Texts and binary labels (1 if any of ``label_fields`` is 1). A row with no label, no text or a non-0/1 label
-    fails with its file and row named (rows with no label are skipped instead with ``skip_unlabelled``)."""
+_BINARY = {0: 0, 1: 1, "0": 0, "1": 1}
+
+
+def load_labelled(source: SourceConfig, data_dir: str | Path) -> tuple[list[str], list[int], str]:
+    """Texts, binary labels (1 if any of ``source.label_fields`` is 1, "1" or true) and where they came from. A row
+    with no label, no text or a label that is not binary fails with its file and row named (rows with no label are
+    skipped instead with ``skip_unlabelled``)."""
     rows, origin = load_rows(source, data_dir)
     field = source.field or _DEFAULT_FIELD[source.format]
     texts, labels = [], []
     for i, row in enumerate(rows, start=source.skip_rows + 1):
-        values = [row.get(f) for f in label_fields if row.get(f) is not None]
-        if not values and skip_unlabelled:
+        values = [v for v in (field_value(row, f) for f in source.label_fields) if v is not None]
+        if not values and source.skip_unlabelled:
             continue
         if not values:
-            raise DataError(f"{origin}: row {i} has no label (none of the fields {label_fields})")
-        if any(v not in (0, 1, True, False) for v in values):
-            raise DataError(f"{origin}: row {i} has a label that is not 0/1 in {label_fields}: {values}")
+            raise DataError(f"{origin}: row {i} has no label (none of the fields {list(source.label_fields)})")
+        if any(v not in _BINARY for v in values):
+            raise DataError(f"{origin}: row {i} has a label that is not 0/1 in {list(source.label_fields)}: {values}")
         if not isinstance(row.get(field), str) or not row[field].strip():
             raise DataError(f"{origin}: row {i} has no text in field {field!r}")
         texts.append(row[field])
-        labels.append(int(any(values)))
-    return texts, labels
+        labels.append(max(_BINARY[v] for v in values))
+    return texts, labels, origin

@@ -1,44 +1,57 @@
-"""A task's real data, split into disjoint parts: anchor (both sides), seed, training negatives and the full set of
-real positives. Sources name row ranges of the same files, and real data sets repeat themselves (HH-RLHF's red-team
-transcripts often open with the same request), so a conversation already in an earlier part, or earlier in the same
-part, is dropped: no sample is both anchor and seed, or seed and training data."""
+"""A task's real data, split into disjoint named parts (``task.parts``: anchor sides, seed, training pools, ...).
+Sources name row ranges of the same files, and real data sets repeat themselves (HH-RLHF's red-team transcripts
+often open with the same request), so a conversation already in an earlier part, or earlier in the same part, is
+dropped: no sample is both anchor and seed, or seed and training data. Each example keeps its source's label."""
 
 import json
 import logging
+from typing import NamedTuple
 
 from fac_lightning.artifacts import config_hash
 from fac_lightning.config import TaskConfig
 from fac_lightning.data.conversations import Conversation, load_conversations
 
 log = logging.getLogger(__name__)
-TASK_PARTS = ("anchor_positive", "anchor_negative", "seed_data", "train_negative", "train_positive_full")
 
 
-_LOADED: dict[str, dict[str, list[Conversation]]] = {}
-"""Parts already loaded in this process, by hash of (the task's part sources, data dir)."""
+class Example(NamedTuple):
+    conversation: Conversation
+    label: int | None
 
 
-def task_parts(task: TaskConfig, data_dir) -> dict[str, list[Conversation]]:
-    """Every part's conversations, in ``TASK_PARTS`` order, each without the ones seen before it."""
-    key = config_hash({part: getattr(task, part) for part in TASK_PARTS}, str(data_dir))
+_LOADED: dict[str, dict[str, list[Example]]] = {}
+"""Parts already loaded in this process, by hash of (the task's parts, data dir)."""
+
+
+def check_parts(task: TaskConfig) -> None:
+    missing = [p for p in TaskConfig.REQUIRED_PARTS if p not in task.parts]
+    if missing:
+        raise ValueError(f"task {task.name!r}: task.parts lacks {missing} (required: {list(TaskConfig.REQUIRED_PARTS)};"
+                         f" it has {list(task.parts)})")
+
+
+def task_parts(task: TaskConfig, data_dir) -> dict[str, list[Example]]:
+    """Every part's examples, in ``task.parts`` order, each without the conversations seen before it."""
+    check_parts(task)
+    key = config_hash(task.parts, str(data_dir))
     if key not in _LOADED:
         _LOADED[key] = load_parts(task, data_dir)
     return _LOADED[key]
 
 
-def load_parts(task: TaskConfig, data_dir) -> dict[str, list[Conversation]]:
+def load_parts(task: TaskConfig, data_dir) -> dict[str, list[Example]]:
     seen: set[str] = set()
     parts = {}
-    for part in TASK_PARTS:
+    for part, spec in task.parts.items():
         kept, repeated = [], 0
-        for source in getattr(task, part):
+        for source in spec.sources:
             for conversation in load_conversations(source, data_dir):
                 key = json.dumps(conversation, sort_keys=True)
                 if key in seen:
                     repeated += 1
                 else:
                     seen.add(key)
-                    kept.append(conversation)
+                    kept.append(Example(conversation, source.label))
         if repeated:
             log.info("task %s, %s: dropped %d conversations already in this or an earlier part", task.name, part,
                      repeated)
@@ -46,8 +59,11 @@ def load_parts(task: TaskConfig, data_dir) -> dict[str, list[Conversation]]:
     return parts
 
 
-def task_part(task: TaskConfig, part: str, data_dir) -> list[Conversation]:
-    return task_parts(task, data_dir)[part]
+def task_part(task: TaskConfig, part: str, data_dir) -> list[Example]:
+    parts = task_parts(task, data_dir)
+    if part not in parts:
+        raise ValueError(f"task {task.name!r} has no part {part!r} (task.parts: {list(parts)})")
+    return parts[part]
 
 
 def parts_fingerprint(task: TaskConfig, data_dir) -> str:

@@ -1,25 +1,61 @@
-"""Toxicity classifier on the backbone (2 labels), as LightningModules.
+"""Text classifiers on the backbone (2 labels) for ``query`` rows: finetune kinds ``classifier_head`` and
+``classifier_lora``; both produce a ``classifier`` model (``predict_proba(texts)`` = P(label 1)).
 
 Input = the chat-formatted user turn; the representation is the backbone's last non-padding token after the final
 norm, scored by a linear head, exactly as transformers' ``*ForSequenceClassification`` does.
 
-- ``finetune.method=lora``: peft LoRA on the attention and MLP projections, head trainable (paper: r=8, alpha=16,
+- ``classifier_lora``: peft LoRA on the attention and MLP projections, head trainable (paper: r=8, alpha=16,
   dropout 0.1, 3 epochs, lr 5e-5, effective batch 16).
-- ``finetune.method=head_only``: frozen backbone, only the head trains (paper: 15 epochs, lr 8e-5). Because the
-  backbone is frozen and in eval mode, its pooled states are computed once and cached, and the head trains on them:
-  the same optimisation problem at a fraction of the cost.
+- ``classifier_head``: frozen backbone, only the head trains (paper: 15 epochs, lr 8e-5). Because the backbone is
+  frozen and in eval mode, its pooled states are computed once and cached, and the head trains on them: the same
+  optimisation problem at a fraction of the cost.
 """
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import ModelCheckpoint
 from rich.progress import track
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 from transformers import AutoModelForSequenceClassification
 
 from fac_lightning.activations import collate
+from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
-from fac_lightning.config import FinetuneConfig
+from fac_lightning.finetune import FINETUNES
+from fac_lightning.finetune.base import Finetune, FinetuneConfig
+from fac_lightning.trainer import fit, resolve_precision
+
+
+@dataclass
+class ClassifierHeadConfig(FinetuneConfig):
+    """Paper Table 13 setting: 15 epochs, lr 8e-5, batch 1 x accumulation 4."""
+
+    epochs: int = 15
+    lr: float = 8e-5
+    batch_size: int = 1
+    accumulate_grad_batches: int = 4
+
+
+@dataclass
+class ClassifierLoraConfig(FinetuneConfig):
+    """Paper Table 1 setting: r=8, alpha=16, dropout 0.1 on q,k,v,o,gate,up,down; 3 epochs, lr 5e-5, batch 4 x 4."""
+
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 4
+    accumulate_grad_batches: int = 4
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -57,7 +93,7 @@ def pooled_states(backbone, sequences: list[list[int]], batch_size: int) -> torc
 class HeadOnlyClassifier(pl.LightningModule):
     """Linear head (no bias, as HF's ``score``) trained on cached pooled states."""
 
-    def __init__(self, d_model: int, cfg: FinetuneConfig):
+    def __init__(self, d_model: int, cfg: ClassifierHeadConfig):
         super().__init__()
         self.cfg = cfg
         self.score = nn.Linear(d_model, 2, bias=False)
@@ -73,14 +109,14 @@ class HeadOnlyClassifier(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
     @torch.no_grad()
-    def prob_toxic(self, h_ND: torch.Tensor) -> torch.Tensor:
+    def prob_positive(self, h_ND: torch.Tensor) -> torch.Tensor:
         return self.score(h_ND).softmax(-1)[:, 1]
 
 
 class LoRAClassifier(pl.LightningModule):
     """The backbone as ``AutoModelForSequenceClassification`` with peft LoRA adapters and a trainable head."""
 
-    def __init__(self, model_path: str, pad_token_id: int, cfg: FinetuneConfig, adapter_dir: str | None = None):
+    def __init__(self, model_path: str, pad_token_id: int, cfg: ClassifierLoraConfig, adapter_dir: str | None = None):
         """New adapters from ``cfg``, or trained ones loaded from ``adapter_dir`` (peft's format)."""
         super().__init__()
         from peft import LoraConfig, PeftModel, TaskType, get_peft_model
@@ -107,10 +143,71 @@ class LoRAClassifier(pl.LightningModule):
         return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
     @torch.no_grad()
-    def prob_toxic(self, tokenizer, sequences: list[list[int]], batch_size: int) -> torch.Tensor:
+    def prob_positive(self, tokenizer, sequences: list[list[int]], batch_size: int) -> torch.Tensor:
         self.model.eval()
         out = []
         for start in range(0, len(sequences), batch_size):
             ids_BT, mask_BT = padded(tokenizer, sequences[start : start + batch_size])
             out.append(self.model(input_ids=ids_BT, attention_mask=mask_BT).logits.softmax(-1)[:, 1])
         return torch.cat(out)
+
+
+def labelled(rows: list[dict]) -> tuple[list[str], torch.Tensor]:
+    return [r["text"] for r in rows], torch.tensor([int(r["label"]) for r in rows])
+
+
+class Classifier:
+    """A trained classifier: ``predict_proba(texts)`` = P(label 1) of each text."""
+
+    def __init__(self, backbone: Backbone, cfg: FinetuneConfig, predict):
+        self.backbone, self.cfg, self._predict = backbone, cfg, predict
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self._predict(encode_texts(self.backbone.tokenizer, texts, self.cfg.max_length)).numpy()
+
+
+class ClassifierFinetune(Finetune):
+    consumes = ("query",)
+    produces = "classifier"
+
+    def fit_module(self, module: pl.LightningModule, data: TensorDataset, work: Path, run_cfg, logger) -> None:
+        checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1)
+        trainer = fit(run_cfg, module, DataLoader(data, batch_size=self.cfg.batch_size, shuffle=True), work, logger,
+                      checkpoint, max_epochs=self.cfg.epochs, accumulate_grad_batches=self.cfg.accumulate_grad_batches,
+                      precision=resolve_precision(self.cfg.precision, run_cfg.trainer.accelerator),
+                      num_sanity_val_steps=0, limit_val_batches=0)
+        if trainer.current_epoch < self.cfg.epochs:
+            raise RuntimeError(f"finetune stopped at epoch {trainer.current_epoch}; rerun to resume from "
+                               f"{work / 'last.ckpt'}")
+
+
+@FINETUNES.register("classifier_head", ClassifierHeadConfig)
+class ClassifierHead(ClassifierFinetune):
+    def train(self, rows, backbone, work, run_cfg, logger):
+        texts, y = labelled(rows)
+        module = HeadOnlyClassifier(backbone.d_model, self.cfg)
+        states = pooled_states(backbone, encode_texts(backbone.tokenizer, texts, self.cfg.max_length),
+                               self.cfg.inference_batch_size)
+        self.fit_module(module, TensorDataset(states, y), work, run_cfg, logger)
+        save_file(module.score.state_dict(), work / "head.safetensors")
+
+    def load(self, folder, backbone):
+        module = HeadOnlyClassifier(backbone.d_model, self.cfg)
+        module.score.load_state_dict(load_file(folder / "head.safetensors"))
+        return Classifier(backbone, self.cfg, lambda sequences: module.prob_positive(
+            pooled_states(backbone, sequences, self.cfg.inference_batch_size)))
+
+
+@FINETUNES.register("classifier_lora", ClassifierLoraConfig)
+class ClassifierLora(ClassifierFinetune):
+    def train(self, rows, backbone, work, run_cfg, logger):
+        texts, y = labelled(rows)
+        module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg)
+        ids, mask = padded(backbone.tokenizer, encode_texts(backbone.tokenizer, texts, self.cfg.max_length))
+        self.fit_module(module, TensorDataset(ids, mask, y), work, run_cfg, logger)
+        module.model.save_pretrained(work / "adapter")
+
+    def load(self, folder, backbone):
+        module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg, str(folder / "adapter"))
+        return Classifier(backbone, self.cfg, lambda sequences: module.prob_positive(
+            backbone.tokenizer, sequences, self.cfg.inference_batch_size))

@@ -3,7 +3,17 @@
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from omegaconf import MISSING
+
 from fac_lightning.data.conversations import Conversation
+
+
+@dataclass
+class GeneratorConfig:
+    engine: str = MISSING
+    """Registered engine (``fac_lightning.generation``)."""
+    model: str | None = None
+    """Hub id or local folder of the model to generate with; None = the backbone itself (not for openai)."""
 
 
 @dataclass

@@ -1,20 +1,29 @@
 """transformers engine: batched, left-padded, KV-cached ``generate`` on the backbone (or any HF model)."""
 
+from dataclasses import dataclass
+
 import torch
 from rich.progress import track
 
 from fac_lightning.chat import format_chat
-from fac_lightning.config import GeneratorConfig
 from fac_lightning.data.conversations import Conversation
-from fac_lightning.generation.base import SamplingParams, cut_at_stop
+from fac_lightning.generation import GENERATORS
+from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
 
 
+@dataclass
+class TransformersConfig(GeneratorConfig):
+    batch_size: int = 8
+    """Prompts per ``generate`` call (left-padded)."""
+
+
+@GENERATORS.register("transformers", TransformersConfig)
 class TransformersGenerator:
     def __init__(self, model, tokenizer, batch_size: int = 8, name: str = "transformers"):
         self.model, self.tokenizer, self.batch_size, self.name = model, tokenizer, batch_size, name
 
     @classmethod
-    def from_config(cls, cfg: GeneratorConfig, backbone) -> "TransformersGenerator":
+    def from_config(cls, cfg: TransformersConfig, backbone) -> "TransformersGenerator":
         if cfg.model is None:
             if backbone is None:
                 raise ValueError("generator.model is null and no backbone was given to generate with")

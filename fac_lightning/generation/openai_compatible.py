@@ -4,22 +4,34 @@ import json
 import os
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from fac_lightning.config import GeneratorConfig
 from fac_lightning.data.conversations import Conversation
-from fac_lightning.generation.base import SamplingParams, cut_at_stop
+from fac_lightning.generation import GENERATORS
+from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
 
 
+@dataclass
+class OpenAIConfig(GeneratorConfig):
+    base_url: str | None = None
+    """e.g. http://localhost:8000/v1 (a vLLM server) or https://api.openai.com/v1."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the key (keys are never written to a config)."""
+    concurrency: int = 8
+    """Requests in flight at once."""
+
+
+@GENERATORS.register("openai", OpenAIConfig)
 class OpenAICompatibleGenerator:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 8):
         self.base_url, self.model, self.api_key, self.concurrency = base_url.rstrip("/"), model, api_key, concurrency
         self.name = f"openai:{model}"
 
     @classmethod
-    def from_config(cls, cfg: GeneratorConfig) -> "OpenAICompatibleGenerator":
+    def from_config(cls, cfg: OpenAIConfig, backbone=None) -> "OpenAICompatibleGenerator":
         if not cfg.base_url or not cfg.model:
             raise ValueError("generator=openai needs generator.base_url and generator.model")
-        return cls(cfg.base_url, cfg.model, os.environ.get(cfg.api_key_env), cfg.batch_size)
+        return cls(cfg.base_url, cfg.model, os.environ.get(cfg.api_key_env), cfg.concurrency)
 
     def post(self, endpoint: str, payload: dict, params: SamplingParams) -> list[dict]:
         body = {"model": self.model, "temperature": params.temperature, "top_p": params.top_p,

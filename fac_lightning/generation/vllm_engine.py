@@ -6,14 +6,24 @@ its PyPI torchvision/torchaudio/torchcodec uninstalled (see the README). Those v
 """
 
 import os
+from dataclasses import dataclass
 
-from fac_lightning.config import GeneratorConfig
 from fac_lightning.data.conversations import Conversation
-from fac_lightning.generation.base import SamplingParams, cut_at_stop
+from fac_lightning.generation import GENERATORS
+from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
 
 CPU_DEFAULTS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
+@dataclass
+class VLLMConfig(GeneratorConfig):
+    seed: int = 0
+    """The engine's seed (each request also carries its own)."""
+    tensor_parallel_size: int = 1
+    """GPUs to shard the model over (vLLM's tensor parallelism)."""
+
+
+@GENERATORS.register("vllm", VLLMConfig)
 class VLLMGenerator:
     def __init__(self, model: str, name: str | None = None, **engine_kwargs):
         for key, value in CPU_DEFAULTS.items():
@@ -24,8 +34,10 @@ class VLLMGenerator:
         self.name = name or f"vllm:{model}"
 
     @classmethod
-    def from_config(cls, cfg: GeneratorConfig, model_path: str) -> "VLLMGenerator":
-        return cls(cfg.model or model_path, seed=cfg.seed)
+    def from_config(cls, cfg: VLLMConfig, backbone) -> "VLLMGenerator":
+        if cfg.model is None and backbone is None:
+            raise ValueError("generator=vllm needs generator.model or a backbone")
+        return cls(cfg.model or backbone.path, seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
 
     def _params(self, params: SamplingParams):
         from vllm import SamplingParams as VLLMSamplingParams

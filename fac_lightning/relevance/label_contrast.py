@@ -8,10 +8,36 @@ on >= ``min_positive`` positive samples.
 The one-sided Fisher p-value is the hypergeometric upper tail, computed for all features at once.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import stats
 
 from fac_lightning.features.table import FeatureTable
+from fac_lightning.relevance import RELEVANCE, RelevanceConfig
+
+
+@dataclass
+class LabelContrastConfig(RelevanceConfig):
+    fdr: float = 0.05
+    """Benjamini-Hochberg false discovery rate for the one-sided Fisher exact test."""
+    min_positive: int = 3
+    """A feature must fire on at least this many task-positive anchor samples."""
+    min_log_odds: float = 0.5
+    """Minimum smoothed log-odds ratio (positive vs other side), the effect size (0.5: odds ~1.65x higher on the
+    task-positive side)."""
+
+
+@RELEVANCE.register("label_contrast", LabelContrastConfig)
+class LabelContrast:
+    def __init__(self, cfg: LabelContrastConfig):
+        self.cfg = cfg
+
+    def select(self, anchor, labels, delta, rubric, make_generator, cache_file):
+        relevant, stats_ = label_contrast(anchor, labels, delta, self.cfg.fdr, self.cfg.min_positive,
+                                          self.cfg.min_log_odds)
+        records = {int(f): {k: float(v[f]) for k, v in stats_.items()} for f in np.flatnonzero(anchor.active(delta))}
+        return relevant, records
 
 
 def label_contrast(table: FeatureTable, labels: np.ndarray, delta: float, fdr: float = 0.05,

@@ -7,10 +7,14 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from fac_lightning.features.table import Span
 from fac_lightning.generation import Generator, SamplingParams
+from fac_lightning.relevance import RELEVANCE, RelevanceConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,34 @@ def parse_verdict(answer: str) -> str | None:
 
 def spans_block(spans: list[Span]) -> str:
     return "\n".join(f"{i + 1}. {s.text.strip()}" for i, s in enumerate(spans))
+
+
+@dataclass
+class LLMJudgeConfig(RelevanceConfig):
+    max_features: int | None = 50
+    """Judge only the most frequent anchor features (cost cap; None = all)."""
+    spans_shown: int = 10
+    """Top spans shown to the judge (paper: 10 for toxicity, 4 for the other tasks)."""
+    max_new_tokens: int = 200
+
+
+@RELEVANCE.register("llm_judge", LLMJudgeConfig)
+class LLMJudgeRelevance:
+    """The paper's chain: explain each frequent anchor feature from its spans, verify, then judge it against the
+    task rubric; verdicts are cached per feature so an interrupted judge resumes."""
+
+    def __init__(self, cfg: LLMJudgeConfig):
+        self.cfg = cfg
+
+    def select(self, anchor, labels, delta, rubric, make_generator, cache_file):
+        judge = LLMJudge(make_generator(), rubric, self.cfg.spans_shown, self.cfg.max_new_tokens, cache_file)
+        counts = anchor.active_counts(delta)
+        candidates = np.flatnonzero(anchor.active(delta))
+        candidates = candidates[np.argsort(-counts[candidates], kind="stable")][: self.cfg.max_features]
+        records = {int(f): judge.judge(int(f), anchor.spans.get(int(f), [])) for f in candidates}
+        relevant = np.zeros(anchor.num_features, dtype=bool)
+        relevant[[f for f, r in records.items() if r["relevant"]]] = True
+        return relevant, records
 
 
 class LLMJudge:

@@ -17,7 +17,7 @@ from fac_lightning.activations import ActivationStream, TokenBatch, TokenizedCor
 from fac_lightning.backbone import Backbone
 from fac_lightning.config import SAEConfig
 from fac_lightning.hooks import capture_residual, edit_residual
-from fac_lightning.sae.registry import sae_class
+from fac_lightning.sae import sae_class
 
 
 def geometric_median(x_ND: torch.Tensor, iters: int = 100, tol: float = 1e-5) -> torch.Tensor:
@@ -59,8 +59,6 @@ class SAEModule(pl.LightningModule):
             self.sae.b_dec.copy_(geometric_median(x_BD))
         elif self.cfg.init_b_dec == "mean":
             self.sae.b_dec.copy_(x_BD.mean(0))
-        elif self.cfg.init_b_dec != "zeros":
-            raise ValueError(f"sae.init_b_dec={self.cfg.init_b_dec!r}: choose geometric_median, mean or zeros")
         self.b_dec_initialized.fill_(True)
 
     def training_step(self, x_BD: torch.Tensor, batch_idx: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fac_lightning.sae.registry import register_sae
+from fac_lightning.sae import SAE_ARCHITECTURES
 
 
 class EncoderOutput(NamedTuple):
@@ -61,7 +61,7 @@ class _TopKEncode(torch.autograd.Function):
         return grad_x, grad_W, grad_b, None
 
 
-@register_sae
+@SAE_ARCHITECTURES.register("topk")
 class TopKSAE(nn.Module):
     architecture = "topk"
 
@@ -143,7 +143,7 @@ class TopKSAE(nn.Module):
 
 def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> tuple[TopKSAE, dict]:
     """Load an SAE folder written by ``save``; returns the SAE (eval mode) and its ``cfg.json``."""
-    from fac_lightning.sae.registry import sae_class
+    from fac_lightning.sae import sae_class
 
     folder = Path(folder)
     if not (folder / "cfg.json").exists():

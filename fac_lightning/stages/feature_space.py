@@ -13,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import config_hash, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.config import component_config
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.data.task_parts import task_parts
+from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, relevant_anchor_features
 from fac_lightning.features.table import FeatureTable
-from fac_lightning.generation import build_generator
-from fac_lightning.relevance import select_relevant
+from fac_lightning.generation import GENERATORS, build_generator
+from fac_lightning.relevance import RELEVANCE, select_relevant
 from fac_lightning.sae.topk import load_sae
 from fac_lightning.stages.features import feature_table
 from fac_lightning.stages.sae import run_sae_stage
@@ -42,11 +44,22 @@ class FeatureSpace:
         return feature_table(name, conversations, self.backbone, self.sae, self.sae_dir, features_cfg,
                              cfg.paths.artifacts_dir)[0]
 
+    def coverage(self, table: FeatureTable | None) -> dict[str, float]:
+        """FAC of a data set's table against the anchor's relevant features, under each weighting (0 if empty)."""
+        return {w: fac(table, self.anchor, self.delta, self.relevant, w) if table else 0.0 for w in WEIGHTINGS}
+
+    def missing(self, table: FeatureTable) -> np.ndarray:
+        """Relevant anchor features ``table`` does not activate, most frequent on the anchor first."""
+        return missing_features(self.anchor, table, self.delta, self.relevant)
+
+    def relevant_anchor(self) -> np.ndarray:
+        return relevant_anchor_features(self.anchor, self.delta, self.relevant)
+
 
 def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
     parts = task_parts(cfg.task, cfg.paths.data_dir)
     pos, neg = parts["anchor_positive"], parts["anchor_negative"]
-    return pos + neg, np.array([1] * len(pos) + [0] * len(neg))
+    return [e.conversation for e in pos + neg], np.array([1] * len(pos) + [0] * len(neg))
 
 
 def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> FeatureSpace:
@@ -57,13 +70,14 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
     features_cfg = OmegaConf.to_object(cfg.features)
     anchor, anchor_dir = feature_table(f"{cfg.task.name}-anchor", conversations, backbone, sae, sae_dir,
                                        features_cfg, cfg.paths.artifacts_dir)
-    judge_cfg = cfg.generator if cfg.relevance.method == "llm_judge" else None
+    relevance = component_config(cfg.relevance, RELEVANCE)
+    judge = (cfg.generator, cfg.task.relevance_rubric) if relevance.method == "llm_judge" else None
     folder = Path(cfg.paths.artifacts_dir) / "relevance" / (
-        f"{anchor_dir.name}-{config_hash(cfg.relevance, cfg.task.relevance_rubric, judge_cfg, cfg.features.delta)}")
+        f"{anchor_dir.name}-{config_hash(cfg.relevance, judge, cfg.features.delta)}")
     folder.mkdir(parents=True, exist_ok=True)
     relevant, records = select_relevant(
-        OmegaConf.to_object(cfg.relevance), anchor, labels, cfg.features.delta, cfg.task.relevance_rubric,
-        lambda: build_generator(OmegaConf.to_object(cfg.generator), backbone), folder / "judgements.jsonl")
+        relevance, anchor, labels, cfg.features.delta, cfg.task.relevance_rubric,
+        lambda: build_generator(component_config(cfg.generator, GENERATORS), backbone), folder / "judgements.jsonl")
     write_json_atomic(folder / "relevance.json", {
         "method": cfg.relevance.method, "delta": cfg.features.delta, "relevant": np.flatnonzero(relevant).tolist(),
         "records": {str(k): {kk: vv for kk, vv in v.items() if kk != "calls"} for k, v in records.items()},

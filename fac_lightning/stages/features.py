@@ -1,8 +1,10 @@
 """The ``features`` stage: a FeatureTable per data set, cached as an artifact and resumable chunk by chunk.
 
 Artifact: ``<artifacts_dir>/features/<dataset>-<hash>/`` (``table.npz``, ``spans.json``, ``manifest.json``); the hash
-covers the SAE artifact, the data set's content and the pooling settings. While scoring, each finished chunk of
-samples is saved in ``<artifact>.partial/``; a rerun skips the chunks already there.
+covers exactly what determines the scores: the SAE artifact, the data set's content, the pooling settings, and the
+backbone's dtype and max length. Not delta: a table keeps every score above ``features.floor``, so any threshold
+reads the same table. While scoring, each finished chunk of samples is saved in ``<artifact>.partial/``; a rerun
+skips the chunks already there.
 """
 
 import hashlib
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
-from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
+from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.config import FeaturesConfig
 from fac_lightning.data.conversations import Conversation
@@ -30,22 +32,19 @@ def dataset_fingerprint(conversations: list[Conversation]) -> str:
 def feature_table(name: str, conversations: list[Conversation], backbone: Backbone, sae, sae_dir: Path,
                   cfg: FeaturesConfig, artifacts_dir: str | Path) -> tuple[FeatureTable, Path]:
     """Load the cached table of ``conversations`` or score them (resuming a partial run); return it and its folder."""
-    key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.__dict__, SCORER_VERSION)
-    final = Path(artifacts_dir) / "features" / f"{name}-{key}"
-    if not (final / "table.npz").exists():
-        with artifact_lock(final):
-            if not (final / "table.npz").exists():  # another process may have built it while we waited
-                score_table(name, conversations, backbone, sae, sae_dir, cfg, final)
+    key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.table_key(), SCORER_VERSION,
+                      str(backbone.model.dtype), backbone.cfg.max_length)
+    final = ensure_artifact(Path(artifacts_dir) / "features" / f"{name}-{key}",
+                            lambda work: score_table(name, conversations, backbone, sae, sae_dir, cfg, work),
+                            f"feature table of {name}")
     return FeatureTable.load(final), final
 
 
 def score_table(name: str, conversations: list[Conversation], backbone: Backbone, sae, sae_dir: Path,
-                cfg: FeaturesConfig, final: Path) -> None:
+                cfg: FeaturesConfig, work: Path) -> None:
     scorer = FeatureScorer(backbone, sae, cfg.positions, cfg.topk_per_token, cfg.floor, cfg.batch_size,
                            backbone.cfg.max_length)
     sequences, masks = scorer.tokenize(conversations)
-    work = final.with_name(final.name + ".partial")
-    work.mkdir(parents=True, exist_ok=True)
     parts = []
     for start, end in track(list(chunks(len(sequences), cfg.chunk_size)), description=f"scoring {name}"):
         path = work / f"chunk-{start:07d}.npz"
@@ -58,13 +57,12 @@ def score_table(name: str, conversations: list[Conversation], backbone: Backbone
         parts.append(ScoredChunk(**{k: z[k] for k in ScoredChunk.__dataclass_fields__}))
     merged = ScoredChunk(*(np.concatenate([getattr(p, k) for p in parts]) for k in ScoredChunk.__dataclass_fields__))
     table = table_from_chunk(merged, sequences, scorer, cfg.top_spans, cfg.span_tokens)
-    with atomic_dir(final) as tmp:
-        table.save(tmp)
-        write_json_atomic(tmp / "manifest.json", {
-            "stage": "features", "dataset": name, "samples": len(sequences), "sae": str(sae_dir),
-            "config": cfg.__dict__, "nonzero": len(table.score),
-        })
     for path in work.glob("chunk-*.npz"):
         path.unlink()
-    work.rmdir()
-    log.info("feature table of %s: %d samples, %d stored scores -> %s", name, len(sequences), len(table.score), final)
+    table.save(work)
+    write_json_atomic(work / "manifest.json", {
+        "stage": "features", "dataset": name, "samples": len(sequences), "sae": str(sae_dir),
+        "config": cfg.table_key(), "dtype": str(backbone.model.dtype), "max_length": backbone.cfg.max_length,
+        "nonzero": len(table.score),
+    })
+    log.info("scored feature table of %s: %d samples, %d stored scores", name, len(sequences), len(table.score))

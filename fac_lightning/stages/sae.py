@@ -2,25 +2,25 @@
 
 Artifact: ``<artifacts_dir>/sae/<backbone>-L<layer>-<hash>/`` with ``cfg.json``, ``sae.safetensors`` and
 ``manifest.json``; the hash covers exactly the backbone, layer, SAE recipe (with its own seed), activation settings and data.
-Checkpoints live in ``<artifact>.partial/`` until the run completes; rerunning a killed run resumes from them.
+Checkpoints live in ``<artifact>.partial/`` until the run completes; rerunning a killed run resumes from them
+(``artifacts.ensure_artifact``, ``trainer.fit``).
 """
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fac_lightning.activations import TokenizedCorpus, split_heldout
-from fac_lightning.artifacts import artifact_lock, atomic_dir, config_hash, write_json_atomic
+from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.data.conversations import load_conversations
 from fac_lightning.loggers import build_logger, close_logger
 from fac_lightning.sae.module import ActivationDataModule, SAEModule
+from fac_lightning.trainer import fit, remove_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,10 @@ def build_corpora(cfg: DictConfig, backbone: Backbone) -> tuple[TokenizedCorpus,
 
 def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
     """Ensure the SAE artifact for ``cfg`` exists (train it, resuming if a partial run is found); return its folder."""
-    final = sae_artifact_dir(cfg)
-    if (final / "sae.safetensors").exists():
-        log.info("SAE artifact exists, reusing %s", final)
-        return final
-    with artifact_lock(final):
-        if not (final / "sae.safetensors").exists():  # another process may have built it while we waited
-            train_sae(cfg, backbone, final)
-    return final
+    return ensure_artifact(sae_artifact_dir(cfg), lambda work: train_sae(cfg, backbone, work), "SAE artifact")
 
 
-def train_sae(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
+def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
     started = time.time()
     pl.seed_everything(cfg.sae.seed, workers=True)
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
@@ -61,34 +54,29 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, final: Path) -> None:
     module = SAEModule(OmegaConf.to_object(cfg.sae), backbone.d_model, backbone)
     datamodule = ActivationDataModule(backbone, train, heldout, cfg.sae.batch_tokens,
                                       cfg.activations.buffer_tokens, cfg.sae.seed)
-    work = final.with_name(final.name + ".partial")
     max_steps = max(cfg.sae.train_tokens // cfg.sae.batch_tokens, 1)
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
     logger = build_logger(cfg)
-    trainer = instantiate(cfg.trainer, max_steps=max_steps, val_check_interval=cfg.sae.val_every_steps,
-                          check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=logger or False,
-                          callbacks=[checkpoint, RichProgressBar()])
-    last = work / "last.ckpt"
-    trainer.fit(module, datamodule, ckpt_path=str(last) if last.exists() else None)
+    trainer = fit(cfg, module, datamodule, work, logger, checkpoint, max_steps=max_steps,
+                  val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
     if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
         raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
-                           f"from {last}")
+                           f"from {work / 'last.ckpt'}")
     metrics = {k: float(v) for k, v in trainer.validate(module, datamodule, verbose=False)[0].items()}
-    with atomic_dir(final) as tmp:
-        module.sae.save(tmp, extra={
-            "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,
-            "layer_meaning": "residual stream after decoder block `layer` (1-based) = HF hidden_states[layer]",
-            "prefix_len": backbone.prefix_len, "skip_template_prefix": cfg.activations.skip_template_prefix,
-            "exclude_special_tokens": cfg.activations.exclude_special_tokens,
-        })
-        write_json_atomic(tmp / "manifest.json", {
-            "stage": "sae", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics,
-            "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
-            "seconds": time.time() - started,
-        })
-    shutil.rmtree(work, ignore_errors=True)  # the checkpoints are no longer needed
+    remove_checkpoints(work)
+    module.sae.save(work, extra={
+        "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,
+        "layer_meaning": "residual stream after decoder block `layer` (1-based) = HF hidden_states[layer]",
+        "prefix_len": backbone.prefix_len, "skip_template_prefix": cfg.activations.skip_template_prefix,
+        "exclude_special_tokens": cfg.activations.exclude_special_tokens,
+    })
+    write_json_atomic(work / "manifest.json", {
+        "stage": "sae", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics,
+        "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
+        "seconds": time.time() - started,
+    })
     if logger:
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
     close_logger(logger)
-    log.info("SAE saved to %s: %s", final, metrics)
+    log.info("SAE trained: %s", metrics)

@@ -1,1 +1,6 @@
-"""Synthesis strategies (``synthesis=fac | self_instruct | magpie``), one module each, behind one registry."""
+"""Synthesis strategies (``synthesis=fac | self_instruct | magpie | seed_only | full_dataset``), one module each,
+registered in ``STRATEGIES``."""
+
+from fac_lightning.registry import Registry
+
+STRATEGIES = Registry("strategy", "synthesis.strategy", __name__, group="synthesis")

@@ -1,8 +1,10 @@
-"""Synthesis strategies behind one registry, and the resumable row writer they share.
+"""The Strategy contract, the configs every strategy shares, and the resumable row writer.
 
-A strategy works through numbered *units* (a missing feature, a batch of prompts); each unit draws its sampling seed
-from (run seed, unit index), and the writer commits a unit's rows and its rejection counts together. A killed run
-therefore resumes at the first unfinished unit and the same seed and config give the same rows.
+A strategy works through numbered *units* (a missing feature pass, a batch of prompts, the real rows); each unit
+draws its sampling seed from (run seed, unit index), and the writer commits a unit's rows and its rejection counts
+together. A killed run therefore resumes at the first unfinished unit and the same seed and config give the same rows.
+Each strategy module defines its Config (and Prompts, checked against ``conf/prompts/<task>/<strategy>.yaml``) and
+registers with ``@STRATEGIES.register(name, Config)``.
 """
 
 import json
@@ -12,28 +14,43 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import MISSING, DictConfig, OmegaConf
 from rouge_score import rouge_scorer
 
 from fac_lightning.artifacts import write_json_atomic
-from fac_lightning.config import SynthesisConfig, TaskConfig
+from fac_lightning.config import TaskConfig, component_config
 from fac_lightning.generation import Generator, SamplingParams
 from fac_lightning.metrics.diversity import distinct_n
-from fac_lightning.synthesis.rows import parse_candidate, row_query
-
-_STRATEGIES: dict[str, type["Strategy"]] = {}
-
-
-def register_strategy(cls: type["Strategy"]) -> type["Strategy"]:
-    _STRATEGIES[cls.name] = cls
-    return cls
+from fac_lightning.rows import row_format
+from fac_lightning.rows.base import RowFormat
+from fac_lightning.synthesis import STRATEGIES
 
 
-def strategy_class(name: str) -> type["Strategy"]:
-    from fac_lightning.synthesis import fac, magpie, self_instruct  # noqa: F401  (register the built-ins)
+@dataclass
+class SynthesisConfig:
+    strategy: str = MISSING
+    """Registered strategy (``fac_lightning.synthesis``)."""
+    name: str | None = None
+    """Name of this option's leaderboard row (None = the strategy): two options of one strategy stay apart."""
 
-    if name not in _STRATEGIES:
-        raise ValueError(f"synthesis.strategy={name!r} is not a registered strategy; choose from {sorted(_STRATEGIES)}")
-    return _STRATEGIES[name]
+
+@dataclass
+class GenerativeConfig(SynthesisConfig):
+    """What every strategy that samples a generator shares."""
+
+    temperature: float = 0.8
+    """Paper default 0.8 (App. I.2)."""
+    top_p: float = 0.9
+    """Paper default 0.9."""
+    max_new_tokens: int = 64
+    """A 60-word query is ~80 tokens; most are far shorter."""
+    near_duplicate_rouge: float = 0.7
+    """Candidates with ROUGE-L F1 above this against a kept row are near-duplicates (Self-Instruct's filter)."""
+    min_distinct_3: float = 0.6
+    """Candidates of 8+ words whose word 3-grams are less than this share distinct are rejected as ``repetitive``
+    (a small generator looping on a line; none of 959 real HH-RLHF requests is below 0.91)."""
+    prompts_per_call: int = 8
+    """Prompts sent to the generator together (self_instruct, magpie)."""
 
 
 def echoes_prompt(text: str, prompt: str | list[dict[str, str]]) -> bool:
@@ -50,9 +67,11 @@ class RowWriter:
 
     folder: Path
     task: TaskConfig
-    n_samples: int
-    near_duplicate_rouge: float
-    min_distinct_3: float
+    format: RowFormat
+    n_samples: int | None
+    """The budget (None = no budget: real-data strategies keep every row)."""
+    near_duplicate_rouge: float = 0.7
+    min_distinct_3: float = 0.6
     rows: list[dict] = field(default_factory=list)
     rejections: Counter = field(default_factory=Counter)
     tallies: Counter = field(default_factory=Counter)
@@ -73,11 +92,11 @@ class RowWriter:
 
     @property
     def full(self) -> bool:
-        return len(self.rows) + len(self.pending) >= self.n_samples
+        return self.n_samples is not None and len(self.rows) + len(self.pending) >= self.n_samples
 
     def texts(self) -> list[str]:
         """The user message of every accepted row."""
-        return [row_query(r) for r in self.rows + self.pending]
+        return [self.format.query(r) for r in self.rows + self.pending]
 
     def reject_reason(self, text: str) -> str | None:
         words = len(text.split())
@@ -102,16 +121,19 @@ class RowWriter:
         if self.full:
             self.rejections["over_budget"] += 1
             return False
-        fields, reason = parse_candidate(raw, self.task.row_format)
+        fields, reason = self.format.parse(raw)
         if fields is not None:
-            query = row_query(fields)
+            query = self.format.query(fields)
             reason = "prompt_echo" if echoes_prompt(query, provenance.get("prompt", "")) else self.reject_reason(query)
         if reason:
             self.rejections[reason] += 1
             return False
-        label = {"label": self.task.label} if self.task.row_format == "query" else {}
-        self.pending.append({**fields, **label, "provenance": provenance})
+        self.pending.append({**self.format.finish(fields, self.task.label), "provenance": provenance})
         return True
+
+    def keep(self, row: dict) -> None:
+        """Stage a real row as it is (real data is not candidate output: no hygiene, no budget)."""
+        self.pending.append(row)
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejections[reason] += count
@@ -132,24 +154,39 @@ class RowWriter:
 
 
 class Strategy:
-    """A synthesis strategy: ``units()`` yields work; ``run_unit`` offers candidates to the writer."""
+    """A synthesis strategy: ``units()`` yields work, ``run_unit`` offers candidates (or real rows) to the writer.
+    Built from the config alone (``build_strategy``) so that a bad option fails before any model loads; ``run`` then
+    gets the generator (None for real-data strategies) and the feature-space context."""
 
     name = ""
-    row_formats = ("query",)
+    Prompts: type | None = None
+    """Dataclass of the templates this strategy reads from ``cfg.prompts`` (None: it reads none)."""
+    row_formats: tuple[str, ...] = ("query",)
     """The ``task.row_format`` values this strategy can produce."""
+    generative = True
+    """False for real-data strategies: no generator is built, the budget does not apply."""
 
-    def __init__(self, cfg: SynthesisConfig, task: TaskConfig, generator: Generator, seed: int, context):
+    def __init__(self, cfg: SynthesisConfig, prompts, task: TaskConfig, seed: int, n_samples: int):
         if task.row_format not in self.row_formats:
             raise ValueError(f"synthesis={self.name} cannot write task {task.name!r}'s rows (task.row_format="
-                             f"{task.row_format!r}); it writes {self.row_formats}")
-        self.cfg, self.task, self.generator, self.seed, self.context = cfg, task, generator, seed, context
+                             f"{task.row_format!r}); it writes {list(self.row_formats)}")
+        self.cfg, self.prompts, self.task, self.seed, self.n_samples = cfg, prompts, task, seed, n_samples
+        self.format = row_format(task.row_format)
+        self.generator: Generator | None = None
+        self.context = None
+
+    def writer(self, folder: Path) -> RowWriter:
+        if not self.generative:
+            return RowWriter(folder, self.task, self.format, None)
+        return RowWriter(folder, self.task, self.format, self.n_samples, self.cfg.near_duplicate_rouge,
+                         self.cfg.min_distinct_3)
 
     def params(self, unit: int, n: int = 1) -> SamplingParams:
         return SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                               max_new_tokens=self.cfg.max_new_tokens, n=n, seed=self.seed * 100_003 + unit)
 
     def chat(self, user: str) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.task.prompts.system}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": self.prompts.system}, {"role": "user", "content": user}]
 
     def provenance(self, unit: int, prompt, **extra) -> dict:
         return {"strategy": self.name, "generator": self.generator.name, "unit": unit, "seed": self.seed,
@@ -158,12 +195,17 @@ class Strategy:
     def units(self) -> Iterator[int]:
         """Unit indices (the run also stops as soon as the writer is full). By default three times the units a
         budget of ``prompts_per_call``-prompt calls needs, so a generator that keeps failing cannot loop forever."""
-        yield from range(3 * math.ceil(self.context.n_samples / max(self.cfg.prompts_per_call, 1)))
+        yield from range(3 * math.ceil(self.n_samples / max(self.cfg.prompts_per_call, 1)))
+
+    def start(self) -> None:
+        """Checks and set-up that need the context (e.g. fac's missing features); runs before the first unit."""
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         raise NotImplementedError
 
-    def run(self, writer: RowWriter) -> None:
+    def run(self, writer: RowWriter, generator: Generator | None, context) -> None:
+        self.generator, self.context = generator, context
+        self.start()
         for unit in self.units():
             if writer.full:
                 return
@@ -171,3 +213,21 @@ class Strategy:
                 continue
             self.run_unit(unit, writer)
             writer.commit_unit()
+
+
+def strategy_prompts(cls: type[Strategy], prompts: DictConfig | None, where: str):
+    """``cfg.prompts`` as the strategy's Prompts object; a missing or unknown template fails naming the file."""
+    if cls.Prompts is None:
+        return None
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Prompts), prompts or {}))
+    except Exception as e:
+        raise ValueError(f"{where}: not the prompts synthesis={cls.name} needs ({e})") from e
+
+
+def build_strategy(cfg: DictConfig) -> Strategy:
+    """The configured strategy, its config and prompts checked; no model is loaded."""
+    cls = STRATEGIES.get(cfg.synthesis.strategy).cls
+    prompts = strategy_prompts(cls, cfg.prompts, f"conf/prompts/{cfg.task.name}/<synthesis>.yaml")
+    return cls(component_config(cfg.synthesis, STRATEGIES), prompts, OmegaConf.to_object(cfg.task), cfg.seed,
+               cfg.n_samples)

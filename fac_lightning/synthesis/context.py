@@ -1,4 +1,4 @@
-"""What a strategy may use besides its config: the feature space, the missing features and the seed data."""
+"""What a strategy may use besides its config: the feature space, the missing features, the task's data."""
 
 from dataclasses import dataclass
 
@@ -10,7 +10,6 @@ from fac_lightning.features.scorer import FeatureScorer
 
 @dataclass
 class SynthesisContext:
-    n_samples: int
     delta: float
     missing: list[int]
     """F(anchor) ∩ R \\ F(seed), most frequent on the anchor first."""
@@ -21,11 +20,13 @@ class SynthesisContext:
     anchor_texts: list[str]
     seed_texts: list[str]
     scorer: FeatureScorer
-    pre_query: str
-    """The chat template rendered up to where a user message starts (Magpie's pre-query template)."""
+    tokenizer: object
+    """The backbone's tokenizer (Magpie renders its chat template)."""
+    data_dir: str
+    """The local data mirror (real-data strategies read the task's parts)."""
 
     def scores(self, conversations: list[Conversation]) -> np.ndarray:
-        """(N, F) g(x) of candidate rows (see ``rows.row_conversation``)."""
+        """(N, F) g(x) of candidate rows (``RowFormat.scored``)."""
         if not conversations:
             return np.zeros((0, self.scorer.sae.num_latents), dtype=np.float32)
         return self.scorer.dense_scores(conversations)

@@ -16,37 +16,72 @@ so batching engines work on all of them at once.
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
+from omegaconf import MISSING
 
-from fac_lightning.synthesis.base import RowWriter, Strategy, register_strategy
-from fac_lightning.synthesis.rows import parse_candidate, row_answer, row_conversation
+from fac_lightning.synthesis import STRATEGIES
+from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
 
 _OLD_STEP2_PLACEHOLDERS = re.compile(r"\{(?:description|spans|positive|negative)\}")
 """Placeholders of the single-prompt Step 2 template, which the chat-form replies no longer fill."""
 
 
-@register_strategy
+@dataclass
+class FACConfig(GenerativeConfig):
+    n: int = 4
+    """Step 1 candidates per feature (paper code: 2)."""
+    m: int = 4
+    """Step 2 candidates per feature (paper code: 2)."""
+    two_step: bool = True
+    """false = the one-step ablation (Step 1 candidates filtered and ranked directly; paper Table 10)."""
+    feature_ratio: float = 1.0
+    """Share of the missing features to target, most frequent first (paper Table 9)."""
+    max_passes: int = 20
+    """Passes over the missing features; each pass revisits the features whose even share of the budget is not yet
+    filled, so the run stops when the budget is full or after this many passes."""
+    spans_in_prompt: int = 5
+    """Top-activating spans shown in the feature description."""
+
+
+@dataclass
+class FACPrompts:
+    system: str = MISSING
+    """System prompt of every synthesis call."""
+    feature_step1: str = MISSING
+    """Step 1: write a sample that shows a feature. Placeholders: {description}, {spans}."""
+    feature_step2_weak: str = MISSING
+    """Step 2, the reply to x- (the Step 1 prompt's weakest answer, shown as an earlier answer): it shows the
+    pattern weakly; write another. The generator's answer to it is shown as x+."""
+    feature_step2: str = MISSING
+    """Step 2, the reply to x+: it shows the pattern strongly; write one more, even stronger. The generator's m
+    answers to this are the Step 2 candidates."""
+
+
+@STRATEGIES.register("fac", FACConfig)
 class FACStrategy(Strategy):
-    name = "fac"
+    Prompts = FACPrompts
     row_formats = ("query", "preference_pair")
 
     def __init__(self, *args):
         super().__init__(*args)
+        for key in ("feature_step2_weak", "feature_step2"):
+            placeholders = _OLD_STEP2_PLACEHOLDERS.findall(getattr(self.prompts, key))
+            if placeholders:
+                raise ValueError(f"prompts.{key} contains {', '.join(placeholders)}: Step 2's replies are sent as "
+                                 "written (the feature card is the Step 1 turn, x+ and x- are earlier answers)")
+        if self.cfg.max_passes < 1:
+            raise ValueError(f"synthesis.max_passes={self.cfg.max_passes}: fac needs at least one pass over the "
+                             "missing features")
+
+    def start(self) -> None:
         missing = self.context.missing
         self.features = missing[: math.ceil(len(missing) * self.cfg.feature_ratio)]
         if not self.features:
             raise ValueError("synthesis=fac: the seed data already covers every relevant anchor feature "
                              "(no missing features at this delta); nothing to target")
-        self.per_feature = max(1, math.ceil(self.context.n_samples / len(self.features)))
-        for key in ("feature_step2_weak", "feature_step2"):
-            placeholders = _OLD_STEP2_PLACEHOLDERS.findall(getattr(self.task.prompts, key))
-            if placeholders:
-                raise ValueError(f"task.prompts.{key} contains {', '.join(placeholders)}: Step 2's replies are sent "
-                                 "as written (the feature card is the Step 1 turn, x+ and x- are earlier answers)")
-        if self.cfg.max_passes < 1:
-            raise ValueError(f"synthesis.max_passes={self.cfg.max_passes}: fac needs at least one pass over the "
-                             "missing features")
+        self.per_feature = max(1, math.ceil(self.n_samples / len(self.features)))
 
     def units(self) -> Iterator[int]:
         yield from range(self.cfg.max_passes)
@@ -67,9 +102,9 @@ class FACStrategy(Strategy):
 
     def step2_chat(self, step1_prompt: str, positive: str, negative: str) -> list[dict[str, str]]:
         return [*self.chat(step1_prompt), {"role": "assistant", "content": negative},
-                {"role": "user", "content": self.task.prompts.feature_step2_weak},
+                {"role": "user", "content": self.prompts.feature_step2_weak},
                 {"role": "assistant", "content": positive},
-                {"role": "user", "content": self.task.prompts.feature_step2}]
+                {"role": "user", "content": self.prompts.feature_step2}]
 
     def candidates(self, chats: list[list[dict]], features: list[int], step: int, unit: int, writer: RowWriter):
         """The step's n (or m) candidates per chat in one generator call; per chat, the parseable ones (raw text,
@@ -81,12 +116,12 @@ class FACStrategy(Strategy):
         for outputs in self.generator.generate(chats, self.params(seed_unit, n)):
             parsed.append([])
             for raw in outputs:
-                fields, reason = parse_candidate(raw, self.task.row_format)
+                fields, reason = self.format.parse(raw)
                 if fields is None:
                     writer.reject(reason)
                 else:
                     parsed[-1].append((raw, fields))
-        scores_NF = self.context.scores([row_conversation(f) for group in parsed for _, f in group])
+        scores_NF = self.context.scores([self.format.scored(f) for group in parsed for _, f in group])
         bounds = np.cumsum([0] + [len(group) for group in parsed])
         groups = [(group, scores_NF[start:end, feature])
                   for group, start, end, feature in zip(parsed, bounds[:-1], bounds[1:], features)]
@@ -106,7 +141,7 @@ class FACStrategy(Strategy):
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         features = [f for f in self.features if self.kept(f, writer) < self.per_feature]
         descriptions = [self.description(f) for f in features]
-        step1 = [self.task.prompts.feature_step1.format(description=explanation, spans=spans)
+        step1 = [self.prompts.feature_step1.format(description=explanation, spans=spans)
                  for explanation, spans in descriptions]
         chats = [self.chat(p) for p in step1]
         first = self.candidates(chats, features, 1, unit, writer)
@@ -130,10 +165,10 @@ class FACStrategy(Strategy):
         activate it."""
         best = int(scores.argmax()) if len(parsed) else -1
         if best >= 0 and scores[best] > self.context.delta:
-            positive, source = row_answer(parsed[best][1]), "step1"
+            positive, source = self.format.demo(parsed[best][1]), "step1"
         else:
             positive, source, best = self.fallback_positive(feature), "anchor_fallback", -1
         weaker = [i for i in np.argsort(scores, kind="stable") if best < 0 or scores[i] < scores[best]]
-        negative = (row_answer(parsed[weaker[0]][1]) if weaker
+        negative = (self.format.demo(parsed[weaker[0]][1]) if weaker
                     else self.context.seed_texts[unit % len(self.context.seed_texts)])
         return positive, negative, source

@@ -2,11 +2,14 @@
 model writes the next item; ROUGE-L novelty filter (< 0.7 against seeds and kept rows) and the keyword blacklist."""
 
 import random
+from dataclasses import dataclass
 
+from omegaconf import MISSING
 from rouge_score import rouge_scorer
 
-from fac_lightning.synthesis.base import RowWriter, Strategy, register_strategy
-from fac_lightning.synthesis.rows import clean_query
+from fac_lightning.rows.query import clean_query
+from fac_lightning.synthesis import STRATEGIES
+from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
 
 # stanford_alpaca generate_instruction.py's blacklist (Self-Instruct's plus video/audio/music/flowchart/diagram)
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
@@ -18,16 +21,31 @@ def blacklisted(text: str) -> bool:
     return any(f" {w} " in words for w in BLACKLIST) or not text[:1].isalnum() or not text[:1].isascii()
 
 
-@register_strategy
-class SelfInstructStrategy(Strategy):
-    name = "self_instruct"
+@dataclass
+class SelfInstructConfig(GenerativeConfig):
+    temperature: float = 1.0
+    """Alpaca decodes at T=1.0, top-p 1.0."""
+    top_p: float = 1.0
+    seed_demos: int = 3
+    """Seed demonstrations per prompt (Alpaca: 3)."""
+    generated_demos: int = 2
+    """Machine-generated demonstrations added once available."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
+
+@dataclass
+class SelfInstructPrompts:
+    system: str = MISSING
+    self_instruct: str = MISSING
+    """Continue a numbered list. Placeholders: {examples}, {next_index}."""
+
+
+@STRATEGIES.register("self_instruct", SelfInstructConfig)
+class SelfInstructStrategy(Strategy):
+    Prompts = SelfInstructPrompts
+
+    def start(self) -> None:
         if not self.context.seed_texts:
-            raise ValueError("synthesis=self_instruct needs task.seed_data for its demonstrations")
-        if self.task.prompts.self_instruct is None:
-            raise ValueError(f"synthesis=self_instruct needs task.prompts.self_instruct (task {self.task.name!r})")
+            raise ValueError("synthesis=self_instruct needs the task's seed part for its demonstrations")
         self.rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
     def prompt(self, rng: random.Random, generated: list[str]) -> str:
@@ -35,7 +53,7 @@ class SelfInstructStrategy(Strategy):
         demos += rng.sample(generated, min(self.cfg.generated_demos, len(generated)))
         rng.shuffle(demos)
         examples = "\n".join(f"{i + 1}. {d}" for i, d in enumerate(demos))
-        return self.task.prompts.self_instruct.format(examples=examples, next_index=len(demos) + 1)
+        return self.prompts.self_instruct.format(examples=examples, next_index=len(demos) + 1)
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         rng = random.Random(self.seed * 100_003 + unit)

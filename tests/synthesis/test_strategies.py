@@ -6,23 +6,26 @@ import math
 import numpy as np
 import pytest
 
+from hydra.errors import MissingConfigException
+
 from fac_lightning.data.task_parts import task_part
-from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifact_dir
-from fac_lightning.synthesis.base import RowWriter, strategy_class
+from fac_lightning.rows.query import Query, clean_query
+from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage, synthetic_artifact_dir
+from fac_lightning.synthesis import STRATEGIES
+from fac_lightning.synthesis.base import RowWriter, build_strategy
 from fac_lightning.synthesis.magpie import MagpieStrategy
-from fac_lightning.synthesis.rows import clean_query
-from tests.conftest import kill_synthesis_after, record_units
+from tests.conftest import compose_config, kill_synthesis_after, record_units
 from tests.test_evaluate import tiny_config
 
 SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
-                 "relevance.method=all", "synthesis.near_duplicate_rouge=0.95"]
+                 "relevance=all", "synthesis.near_duplicate_rouge=0.95"]
 
 
 def test_writer_rejects_prompt_echoes_and_repetitive_loops(tmp_path):
     from fac_lightning.config import TaskConfig
 
-    writer = RowWriter(tmp_path, TaskConfig(name="t", relevance_rubric=""), n_samples=5, near_duplicate_rouge=0.7,
-                       min_distinct_3=0.6)
+    writer = RowWriter(tmp_path, TaskConfig(name="t", relevance_rubric=""), Query(), n_samples=5,
+                       near_duplicate_rouge=0.7, min_distinct_3=0.6)
     prompt = "Some user messages share this pattern: see the examples\nWrite ONE new toxic user message."
     assert not writer.offer("Some user messages share this pattern: see the examples - how", {"prompt": prompt})
     assert not writer.offer("I'm having a bad day.\n- I'm having a bad day.\n- I'm having a bad day.", {})
@@ -32,14 +35,14 @@ def test_writer_rejects_prompt_echoes_and_repetitive_loops(tmp_path):
 
 
 def test_unknown_strategy_is_named():
-    with pytest.raises(ValueError, match="'fca'.*fac"):
-        strategy_class("fca")
+    with pytest.raises(ValueError, match="synthesis.strategy='fca'.*fac"):
+        STRATEGIES.get("fca")
 
 
 @pytest.mark.parametrize("strategy", ["fac", "self_instruct", "magpie"])
 def test_strategy_writes_rows_with_provenance_and_manifest(tiny_llama_dir, tmp_path, strategy):
     cfg = tiny_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}", *SHORT_OUTPUTS)
-    cfg.task.seed_data[0].max_rows = 10
+    cfg.task.parts.seed.sources[0].max_rows = 10
     folder = run_synthesis_stage(cfg)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -62,7 +65,8 @@ def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, t
     kill_synthesis_after(monkeypatch, units=2)
     with pytest.raises(KeyboardInterrupt):
         run_synthesis_stage(cfg)
-    partial = synthetic_artifact_dir(cfg).with_name(synthetic_artifact_dir(cfg).name + ".partial")
+    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    partial = final.with_name(final.name + ".partial")
     written = (partial / "rows.jsonl").read_text()
     units = record_units(monkeypatch, MagpieStrategy)
     resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
@@ -106,7 +110,7 @@ def test_fac_writes_validated_preference_pairs_for_the_reward_task(tiny_llama_di
     from fac_lightning.stages import synthesis
 
     cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=fac", "n_samples=4",
-                      "relevance.method=all", "synthesis.near_duplicate_rouge=0.95")
+                      "relevance=all", "synthesis.near_duplicate_rouge=0.95")
     monkeypatch.setattr(synthesis, "build_generator", lambda *args: PairWriter())
     folder = run_synthesis_stage(cfg)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
@@ -151,7 +155,7 @@ def fac_with(generator, monkeypatch, cfg) -> tuple[list[dict], dict]:
 
 def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llama_dir, tmp_path, monkeypatch):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "task.min_words=1",
-                      "task.max_words=400", "relevance.method=all", "synthesis.near_duplicate_rouge=0.95",
+                      "task.max_words=400", "relevance=all", "synthesis.near_duplicate_rouge=0.95",
                       "synthesis.feature_ratio=0.07", "synthesis.n=2", "synthesis.m=2")
     generator = SpanQuoter()
     rows, manifest = fac_with(generator, monkeypatch, cfg)
@@ -162,9 +166,9 @@ def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llam
     assert manifest["units"] > 1  # later passes refilled the features that the first pass did not fill
     tallies = manifest["tallies"]  # every kept row was a Step 2 candidate above delta; n = m: same count per step
     assert tallies["step2_above_delta"] >= 12 and tallies["step1_sampled"] == tallies["step2_sampled"]
-    seed = {c[0]["content"] for c in task_part(cfg.task, "seed_data", cfg.paths.data_dir)}
+    seed = {e.conversation[0]["content"] for e in task_part(cfg.task, "seed", cfg.paths.data_dir)}
     for row in rows:  # Step 2 continues the Step 1 chat: x- answers the Step 1 prompt, x+ answers the "weak" reply
-        chat, prompts = row["provenance"]["prompt"], cfg.task.prompts
+        chat, prompts = row["provenance"]["prompt"], cfg.prompts
         assert [m["role"] for m in chat] == ["system", "user", "assistant", "user", "assistant", "user"]
         assert chat[3]["content"] == prompts.feature_step2_weak and chat[5]["content"] == prompts.feature_step2
         written = {clean_query(text) for text in generator.written}  # demonstrations are shown cleaned
@@ -174,7 +178,7 @@ def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llam
 
 
 def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_path, monkeypatch):
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "relevance.method=all",
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "relevance=all",
                       "synthesis.feature_ratio=0.01", "synthesis.max_passes=2")
     rows, manifest = fac_with(SpanQuoter(fixed="Here is a toxic message that shows the pattern."), monkeypatch, cfg)
     features = math.ceil(manifest["missing_features"] * 0.01)
@@ -185,22 +189,46 @@ def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_pat
 
 
 def test_fac_refuses_a_single_prompt_step2_template_naming_the_key(tiny_llama_dir, tmp_path):
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance.method=all",
-                      "task.prompts.feature_step2='Stronger than {positive}, weaker than {negative}?'")
-    with pytest.raises(ValueError, match=r"task.prompts.feature_step2 contains \{positive\}, \{negative\}"):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance=all",
+                      "prompts.feature_step2='Stronger than {positive}, weaker than {negative}?'")
+    with pytest.raises(ValueError, match=r"prompts.feature_step2 contains \{positive\}, \{negative\}"):
         run_synthesis_stage(cfg)
 
 
 def test_fac_refuses_a_pass_limit_below_one(tiny_llama_dir, tmp_path):
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance.method=all", "synthesis.max_passes=0")
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance=all", "synthesis.max_passes=0")
     with pytest.raises(ValueError, match="synthesis.max_passes=0"):
         run_synthesis_stage(cfg)
 
 
-def test_query_only_strategy_refuses_the_pair_task(tiny_llama_dir, tmp_path):
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=magpie", "relevance.method=all")
-    with pytest.raises(ValueError, match="synthesis=magpie.*row_format='preference_pair'"):
+@pytest.mark.parametrize("strategy", ["magpie", "self_instruct", "seed_only", "full_dataset"])
+def test_query_only_strategy_refuses_pair_rows_before_any_model_loads(strategy):
+    cfg = compose_config([f"synthesis={strategy}", "task.row_format=preference_pair"])
+    with pytest.raises(ValueError, match=f"synthesis={strategy}.*row_format='preference_pair'"):
         run_synthesis_stage(cfg)
+
+
+def test_a_task_without_prompts_for_a_strategy_fails_at_compose():
+    with pytest.raises(MissingConfigException, match="prompts/reward/magpie"):
+        compose_config(["task=reward", "synthesis=magpie"])
+
+
+def test_prompts_a_strategy_does_not_know_fail_naming_them():
+    with pytest.raises(ValueError, match="feature_step3"):
+        build_strategy(compose_config(["+prompts.feature_step3=x"]))
+
+
+@pytest.mark.parametrize("strategy,part", [("seed_only", "seed"), ("full_dataset", "train_positive_full"),
+                                           ("full_dataset_toxicchat", "toxicchat_train")])
+def test_real_data_strategies_write_the_part_as_it_is(tiny_llama_dir, tmp_path, strategy, part):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}", "relevance=all")
+    for part_cfg in cfg.task.parts.values():
+        for source in part_cfg.sources:
+            source.max_rows = min(source.max_rows or 30, 30)
+    rows = read_rows(run_synthesis_stage(cfg))
+    examples = task_part(cfg.task, part, cfg.paths.data_dir)
+    assert [(r["text"], r["label"]) for r in rows] == [(e.conversation[0]["content"], e.label) for e in examples]
+    assert {r["label"] for r in rows} == ({0, 1} if part == "toxicchat_train" else {1})
 
 
 @pytest.mark.parametrize("scores,pair", [

@@ -1,10 +1,15 @@
-"""Row formats: the preference-pair template's parser and validators (paper gen_utils.py checks)."""
+"""Row formats: the query cleaner, the preference-pair template's parser and validators (paper gen_utils.py
+checks), the stored-row validation, and the registry."""
 
 import json
 
 import pytest
 
-from fac_lightning.synthesis.rows import parse_candidate, row_answer, row_conversation, row_query
+from fac_lightning.rows import ROW_FORMATS, row_format
+from fac_lightning.rows.preference_pair import PreferencePair
+from fac_lightning.rows.query import Query
+
+PAIR, QUERY = PreferencePair(), Query()
 
 
 def pair(chosen: str, rejected: str) -> str:
@@ -16,23 +21,22 @@ BAD = "Human: How many legs does a spider have?\n\nAssistant: A spider has six l
 
 
 def test_valid_pair_becomes_trl_conversational_preference_row():
-    fields, reason = parse_candidate(pair(GOOD, BAD), "preference_pair")
+    fields, reason = PAIR.parse(pair(GOOD, BAD))
     assert reason is None
     assert fields == {"prompt": [{"role": "user", "content": "How many legs does a spider have?"}],
                       "chosen": [{"role": "assistant", "content": "A spider has eight legs, arranged in four pairs."}],
                       "rejected": [{"role": "assistant", "content": "A spider has six legs, like all other insects do."}]}
-    assert row_query(fields) == "How many legs does a spider have?"
-    assert row_conversation(fields) == fields["prompt"] + fields["chosen"]
-    assert json.loads(row_answer(fields)) == {"chosen": GOOD, "rejected": BAD}  # a Step 2 demonstration answer
-    assert parse_candidate(row_answer(fields), "preference_pair") == (fields, None)
+    assert PAIR.query(fields) == "How many legs does a spider have?"
+    assert PAIR.scored(fields) == fields["prompt"] + fields["chosen"]
+    assert json.loads(PAIR.demo(fields)) == {"chosen": GOOD, "rejected": BAD}  # a Step 2 demonstration answer
+    assert PAIR.parse(PAIR.demo(fields)) == (fields, None)
 
 
 def test_multi_turn_pair_keeps_the_shared_history():
     history = "Human: I have 3 apples.\n\nAssistant: Nice, three apples.\n\nHuman: I eat one. How many are left?"
-    fields, _ = parse_candidate(pair(history + "\n\nAssistant: Two are left.", history + "\n\nAssistant: Four are left."),
-                                "preference_pair")
+    fields, _ = PAIR.parse(pair(history + "\n\nAssistant: Two are left.", history + "\n\nAssistant: Four are left."))
     assert [m["role"] for m in fields["prompt"]] == ["user", "assistant", "user"]
-    assert row_query(fields) == "I eat one. How many are left?"
+    assert PAIR.query(fields) == "I eat one. How many are left?"
 
 
 @pytest.mark.parametrize("raw,reason", [
@@ -49,12 +53,31 @@ def test_multi_turn_pair_keeps_the_shared_history():
      "lazy_refusal"),
 ])
 def test_invalid_pairs_are_rejected_with_their_reason(raw, reason):
-    assert parse_candidate(raw, "preference_pair") == (None, reason)
+    assert PAIR.parse(raw) == (None, reason)
+
+
+def test_every_registered_format_round_trips_a_row():
+    rows = {"query": {"text": "how do I pick a lock?", "label": 1},
+            "preference_pair": PAIR.parse(pair(GOOD, BAD))[0]}
+    assert set(ROW_FORMATS.names()) == set(rows)
+    for name, row in rows.items():
+        fmt = row_format(name)
+        assert fmt.invalid(row) is None and fmt.parse(fmt.demo(row))[0] == {k: v for k, v in row.items()
+                                                                             if k != "label"}
+        assert fmt.query(row) in json.dumps(fmt.scored(row))
+
+
+def test_malformed_stored_rows_are_named():
+    assert QUERY.invalid({"text": "hi", "label": 2}) == "field 'label' is 2, not 0 or 1"
+    assert QUERY.invalid({"label": 1}) == "no text in field 'text'"
+    same = PAIR.parse(pair(GOOD, BAD))[0] | {"rejected": PAIR.parse(pair(GOOD, BAD))[0]["chosen"]}
+    assert PAIR.invalid(same) == "not a preference pair (identical_answers)"
+    assert PAIR.invalid({"prompt": [], "chosen": []}) == "field 'prompt' is missing or not a non-empty message list"
 
 
 def test_unknown_row_format_is_named():
-    with pytest.raises(ValueError, match="task.row_format='pairs'"):
-        parse_candidate("x", "pairs")
+    with pytest.raises(ValueError, match="task.row_format='pairs'.*preference_pair"):
+        row_format("pairs")
 
 
 @pytest.mark.parametrize("raw,text", [
@@ -66,10 +89,10 @@ def test_unknown_row_format_is_named():
     ("- 2. 'tell me a slur'\n\nThis message is toxic.", "tell me a slur"),
 ])
 def test_query_template_artefacts_are_stripped(raw, text):
-    assert parse_candidate(raw, "query") == ({"text": text}, None)
+    assert QUERY.parse(raw) == ({"text": text}, None)
 
 
 @pytest.mark.parametrize("raw", ["Here's a toxic message that uses the pattern.", "The user asks about guns.",
                                  "This message shows the pattern strongly.", "Sure! I can write that."])
 def test_query_that_comments_on_the_message_is_rejected(raw):
-    assert parse_candidate(raw, "query") == (None, "meta_commentary")
+    assert QUERY.parse(raw) == (None, "meta_commentary")

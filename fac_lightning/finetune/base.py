@@ -1,0 +1,109 @@
+"""The Finetune contract and the finetune artifact.
+
+A finetune kind declares the row formats it ``consumes`` and the model kind it ``produces`` (what a benchmark
+``needs``), trains through the one Trainer builder (``fac_lightning.trainer.fit``) and saves a self-describing
+model folder: ``model.json`` (kind, backbone config, finetune config, training rows) beside its weights, so
+``load_model(folder)`` needs nothing else (after sparsify's ``save_to_disk`` / ``load_from_disk``).
+"""
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.config import BackboneConfig, component_config
+from fac_lightning.finetune import FINETUNES
+from fac_lightning.trainer import remove_checkpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneConfig:
+    kind: str = MISSING
+    """Registered finetune kind (``fac_lightning.finetune``)."""
+    epochs: int = 1
+    lr: float = 1e-4
+    batch_size: int = 1
+    accumulate_grad_batches: int = 1
+    weight_decay: float = 0.0
+    max_length: int = 512
+    """Longest tokenized training / scoring sequence."""
+    inference_batch_size: int = 16
+    precision: str = "auto"
+    """Lightning precision; ``auto`` = bf16-mixed on a GPU that supports it, else 32-true (``trainer.py``)."""
+
+
+class Finetune:
+    name = ""
+    consumes: tuple[str, ...] = ()
+    """Row formats it trains on."""
+    produces = ""
+    """Model kind of what it saves (a benchmark's ``needs``)."""
+
+    def __init__(self, cfg: FinetuneConfig):
+        self.cfg = cfg
+
+    def train(self, rows: list[dict], backbone: Backbone, work: Path, run_cfg: DictConfig, logger) -> None:
+        """Fit on ``rows`` (checkpoints in ``work``, resumed if present) and save the weights into ``work``."""
+        raise NotImplementedError
+
+    def load(self, folder: Path, backbone: Backbone):
+        """The trained model saved in ``folder``."""
+        raise NotImplementedError
+
+
+def build_finetune(cfg: DictConfig | dict) -> Finetune:
+    node = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    return FINETUNES.get(node.kind).cls(component_config(node, FINETUNES))
+
+
+def backbone_key(backbone: Backbone) -> dict:
+    """What of the backbone determines a finetune: its config and the dtype it actually runs in."""
+    return {**asdict(backbone.cfg), "dtype": str(backbone.model.dtype)}
+
+
+def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger) -> Path:
+    """The finetune artifact for these rows (trained now, resuming a killed fit, or reused)."""
+    key = config_hash(backbone_key(backbone), asdict(finetune.cfg), cfg.seed, rows)
+    final = Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{finetune.name}-{key}"
+
+    def build(work: Path) -> None:
+        pl.seed_everything(cfg.seed, workers=True)
+        finetune.train(rows, backbone, work, cfg, logger)
+        remove_checkpoints(work)
+        write_json_atomic(work / "model.json", {
+            "kind": finetune.name, "produces": finetune.produces, "backbone": asdict(backbone.cfg),
+            "finetune": asdict(finetune.cfg), "seed": cfg.seed, "rows": len(rows), "task": cfg.task.name,
+            "row_format": cfg.task.row_format})
+
+    return ensure_artifact(final, build, "finetuned model")
+
+
+def model_folder(model: str | Path) -> Path:
+    """The saved model behind ``model=``: the folder itself, its peft ``adapter/`` folder, or a ``train.py`` run
+    folder (whose metrics.json names the model it trained)."""
+    folder = Path(model)
+    if (folder / "metrics.json").exists():
+        folder = Path(json.loads((folder / "metrics.json").read_text())["model"])
+    elif (folder / "adapter_config.json").exists():
+        folder = folder.parent
+    if not (folder / "model.json").exists():
+        raise FileNotFoundError(f"model={model}: not a saved model, its adapter folder or a train.py run folder "
+                                f"(no model.json in {folder})")
+    return folder
+
+
+def load_model(model: str | Path, cache_dir: str | Path, backbone: Backbone | None = None):
+    """Load a saved model with one call; its backbone is loaded from ``model.json`` unless given."""
+    folder = model_folder(model)
+    meta = json.loads((folder / "model.json").read_text())
+    finetune = build_finetune(meta["finetune"])
+    backbone = backbone or load_backbone(OmegaConf.to_object(OmegaConf.merge(
+        OmegaConf.structured(BackboneConfig), meta["backbone"])), cache_dir)
+    return finetune.load(folder, backbone)

@@ -1,0 +1,41 @@
+"""The RowFormat contract: everything that depends on what a task's row looks like.
+
+A row is a JSON object (one line of ``rows.jsonl``). Its format knows how a generated candidate becomes a row
+(``parse``, ``finish``), how a real example does (``from_example``), what the SAE scores (``scored``), which user
+message length and duplicate checks look at (``query``), how the row is shown back to a generator as an earlier
+answer (``demo``), and what makes a stored row malformed (``invalid``).
+"""
+
+from fac_lightning.data.conversations import Conversation
+
+
+class RowFormat:
+    name = ""
+
+    def parse(self, raw: str) -> tuple[dict | None, str | None]:
+        """Row fields of one generated candidate (no label, no provenance), or None and the rejection reason."""
+        raise NotImplementedError
+
+    def finish(self, fields: dict, label: int) -> dict:
+        """A parsed candidate as a row (labelled formats add the task's label)."""
+        return fields
+
+    def from_example(self, conversation: Conversation, label: int | None) -> dict:
+        """A real example (a conversation from a task part, and its source's label) as a row."""
+        raise NotImplementedError
+
+    def query(self, row: dict) -> str:
+        """The user message the row is about (length limits, duplicate checks)."""
+        raise NotImplementedError
+
+    def scored(self, row: dict) -> Conversation:
+        """The conversation the SAE scores for this row."""
+        raise NotImplementedError
+
+    def demo(self, row: dict) -> str:
+        """The row written the way the task's template asks the generator to write it (a demonstration answer)."""
+        raise NotImplementedError
+
+    def invalid(self, row: dict) -> str | None:
+        """Why a stored row is malformed (names the field), or None."""
+        raise NotImplementedError

@@ -1,0 +1,124 @@
+"""What ``evaluate.py`` does, by ``mode``: measure a data set in a task's feature space (``dataset``), write feature
+cards (``features``), score a saved model on a benchmark again (``benchmark``), or build a leaderboard over runs
+(``leaderboard``). Each mode writes its result into the run folder (``logs/evaluate/...``)."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from fac_lightning.artifacts import write_json_atomic
+from fac_lightning.config import DataConfig, Embedder
+from fac_lightning.data.conversations import infer_source, load_conversations
+from fac_lightning.evaluation.base import build_benchmark, run_benchmark
+from fac_lightning.features.cards import cards_markdown
+from fac_lightning.finetune.base import load_model, model_folder
+from fac_lightning.leaderboard import write_leaderboard
+from fac_lightning.metrics.diversity import text_metrics
+from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space
+
+log = logging.getLogger(__name__)
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def dataset_conversations(cfg: DictConfig):
+    if cfg.dataset is None:
+        raise ValueError("mode=dataset needs dataset=<file.jsonl or the name of a conf/data config>")
+    if Path(cfg.dataset).is_file():
+        return Path(cfg.dataset).name, load_conversations(infer_source(cfg.dataset), cfg.paths.data_dir)
+    named = CONF_DIR / "data" / f"{cfg.dataset}.yaml"
+    if not named.exists():
+        raise FileNotFoundError(f"dataset={cfg.dataset!r} is neither a file nor a config in {named.parent}")
+    data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), OmegaConf.load(named)))
+    return data.name, [c for s in data.sources for c in load_conversations(s, cfg.paths.data_dir)]
+
+
+def embeddings(embedder: Embedder, space: FeatureSpace, conversations, texts) -> np.ndarray | None:
+    if embedder == Embedder.minilm:
+        from fac_lightning.metrics.embeddings import minilm_embeddings
+
+        return minilm_embeddings(texts)
+    if embedder == Embedder.backbone:
+        from fac_lightning.metrics.embeddings import backbone_embeddings
+
+        return backbone_embeddings(space.backbone, conversations)
+    return None
+
+
+def evaluate_dataset(cfg: DictConfig, space: FeatureSpace) -> dict:
+    name, conversations = dataset_conversations(cfg)
+    table = space.table(name, conversations, cfg)
+    texts = ["\n".join(m["content"] for m in c) for c in conversations]
+    result = {
+        "dataset": name, "samples": len(conversations), "task": cfg.task.name, "delta": space.delta,
+        "relevance": cfg.relevance.method, "sae": str(space.sae_dir),
+        "relevant_anchor_features": int(space.relevant_anchor().sum()), "fac": space.coverage(table),
+        "missing_features": len(space.missing(table)),
+        "text": text_metrics(texts, embeddings(cfg.embedder, space, conversations, texts)),
+    }
+    write_json_atomic(Path(cfg.paths.output_dir) / "dataset_metrics.json", result)
+    view = Table(title=f"{name} vs {cfg.task.name} anchor (delta={space.delta}, relevance={cfg.relevance.method})")
+    view.add_column("metric")
+    view.add_column("value", justify="right")
+    rows = {**{f"FAC ({w})": v for w, v in result["fac"].items()}, "missing features": result["missing_features"],
+            "relevant anchor features": result["relevant_anchor_features"], **result["text"]}
+    for key, value in rows.items():
+        view.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(view)
+    return result
+
+
+def write_feature_cards(cfg: DictConfig, space: FeatureSpace) -> Path:
+    anchor, delta = space.anchor, space.delta
+    candidates = np.flatnonzero(space.relevant_anchor())
+    if not len(candidates):  # nothing relevant: show the most frequent anchor features instead
+        candidates = np.flatnonzero(anchor.active(delta))
+    rank = np.array([-space.records.get(int(f), {}).get("rate_diff", 0.0) for f in candidates])
+    counts = anchor.active_counts(delta, np.flatnonzero(space.labels == 1))[candidates]
+    order = np.lexsort((-counts, rank))
+    chosen = [int(f) for f in candidates[order][: cfg.cards]]
+    path = Path(cfg.paths.output_dir) / "feature_cards.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cards_markdown(chosen, anchor, space.labels, space.records, space.relevant, delta,
+                                   f"{cfg.task.name}: {len(chosen)} feature cards ({cfg.relevance.method})"))
+    log.info("wrote %d feature cards to %s", len(chosen), path)
+    return path
+
+
+def benchmark_model(cfg: DictConfig) -> dict:
+    """Score the saved model ``model=`` on ``benchmark=``; the model's kind and backbone come from its model.json."""
+    if cfg.model is None:
+        raise ValueError("mode=benchmark needs model=<saved model folder, its adapter folder or a train.py run folder>")
+    benchmark = build_benchmark(cfg.benchmark, cfg.paths.data_dir)
+    produces = json.loads((model_folder(cfg.model) / "model.json").read_text())["produces"]
+    if benchmark.needs != produces:
+        raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; model={cfg.model} "
+                         f"is a {produces!r}")
+    result = {"model": str(model_folder(cfg.model)),
+              **run_benchmark(benchmark, load_model(cfg.model, cfg.paths.cache_dir), cfg.paths.output_dir)}
+    Console().print(result)
+    return result
+
+
+def build_leaderboard(cfg: DictConfig) -> dict:
+    if cfg.runs is None:
+        raise ValueError("mode=leaderboard needs runs=<folder with runs' metrics.json, or wandb:<entity>/<project>/"
+                         "<group>>")
+    result = write_leaderboard(cfg.runs, cfg.paths.output_dir)
+    print(result["markdown"])
+    return result
+
+
+MODES = {"dataset": lambda cfg: evaluate_dataset(cfg, build_feature_space(cfg)),
+         "features": lambda cfg: write_feature_cards(cfg, build_feature_space(cfg)),
+         "benchmark": benchmark_model, "leaderboard": build_leaderboard}
+
+
+def run_evaluate(cfg: DictConfig):
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode={cfg.mode!r} is unknown; choose from {sorted(MODES)}")
+    return MODES[cfg.mode](cfg)

@@ -1,0 +1,37 @@
+"""The one place a Lightning Trainer is built: every fit (the SAE and every finetune kind) instantiates ``trainer=``
+with the run's logger, ``callbacks=`` and a checkpoint in the artifact's ``.partial`` folder, and resumes from that
+checkpoint when a killed run left one. So loss curves reach the logger and ``trainer=gpu|ddp`` apply everywhere."""
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import Logger
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` = bf16-mixed on a GPU that supports it (the paper trains in bf16), else 32-true (on CPUs without
+    AVX512-BF16, bf16 matmuls are ~5x slower; see benchmarks/RESULTS.md)."""
+    if precision != "auto":
+        return precision
+    on_bf16_gpu = accelerator == "gpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16-mixed" if on_bf16_gpu else "32-true"
+
+
+def fit(cfg: DictConfig, module: pl.LightningModule, data, work: Path, logger: Logger | None,
+        checkpoint: ModelCheckpoint, **trainer_args) -> pl.Trainer:
+    """Fit ``module`` on ``data`` (a DataLoader or DataModule) with the configured trainer, resuming from
+    ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override ``cfg.trainer``."""
+    callbacks = [checkpoint, RichProgressBar(), *(instantiate(c) for c in (cfg.callbacks or {}).values())]
+    trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, **trainer_args)
+    last = work / "last.ckpt"
+    trainer.fit(module, data, ckpt_path=str(last) if last.exists() else None)
+    return trainer
+
+
+def remove_checkpoints(work: Path) -> None:
+    for path in work.glob("*.ckpt"):
+        path.unlink()
