@@ -14,25 +14,28 @@ import hydra
 from omegaconf import DictConfig
 
 from fac_lightning.backbone import load_backbone
-from fac_lightning.config import GeneratorConfig, register_configs
+from fac_lightning.config import register_configs
 from fac_lightning.data.conversations import load_conversations
 from fac_lightning.generation import SamplingParams, build_generator
+from fac_lightning.generation.hf import TransformersConfig
+from fac_lightning.generation.openai_compatible import OpenAIConfig
+from fac_lightning.generation.vllm_engine import VLLMConfig
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     bench = cfg.get("bench", {})
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
-    seeds = load_conversations(cfg.task.seed_data[0], cfg.paths.data_dir)[: bench.get("prompts", 16)]
+    seeds = load_conversations(cfg.task.parts.seed.sources[0], cfg.paths.data_dir)[: bench.get("prompts", 16)]
     prompts = [[{"role": "user", "content": c[0]["content"]}] for c in seeds]
     params = SamplingParams(temperature=0.8, top_p=0.9, max_new_tokens=bench.get("max_new_tokens", 64))
-    engines = {"transformers": GeneratorConfig(kind="transformers", batch_size=len(prompts))}
+    engines = {"transformers": TransformersConfig(engine="transformers", batch_size=len(prompts))}
     if importlib.util.find_spec("vllm"):
-        engines["vllm"] = GeneratorConfig(kind="vllm")
+        engines["vllm"] = VLLMConfig(engine="vllm")
     if bench.get("openai_url"):
-        engines["openai"] = GeneratorConfig(kind="openai", base_url=bench.openai_url, model=bench.openai_model)
+        engines["openai"] = OpenAIConfig(engine="openai", base_url=bench.openai_url, model=bench.openai_model)
     rows = []
     for name, engine_cfg in engines.items():
         generator = build_generator(engine_cfg, backbone)

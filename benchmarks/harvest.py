@@ -22,7 +22,7 @@ from fac_lightning.hooks import run_to_layer
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     n_batches = cfg.get("bench", {}).get("batches", 8)
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)

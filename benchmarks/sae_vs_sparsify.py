@@ -116,7 +116,7 @@ def heldout_fvu(reconstruct, x_ND: torch.Tensor, chunk: int) -> float:
     return sse / (x_ND - x_ND.mean(0)).pow(2).sum().item()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     bench = cfg.get("bench", {})
     n_train, n_heldout = bench.get("tokens", 200_000), bench.get("heldout_tokens", 16_384)

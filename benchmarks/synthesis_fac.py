@@ -20,11 +20,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.backbone import load_backbone
-from fac_lightning.config import SynthesisConfig, register_configs
-from fac_lightning.features.fac import relevant_anchor_features
+from fac_lightning.config import register_configs
+from fac_lightning.rows import row_format
 from fac_lightning.stages.feature_space import build_feature_space
-from fac_lightning.stages.synthesis import run_synthesis_stage
-from fac_lightning.synthesis.rows import row_conversation
+from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage
+from fac_lightning.synthesis import STRATEGIES
 
 register_configs()
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +32,18 @@ VARIANTS = {"fac (two-step)": ("fac", True), "fac (one-step)": ("fac", False),
             "self_instruct": ("self_instruct", None), "magpie": ("magpie", None)}
 
 
+def option(path: Path) -> DictConfig:
+    """A group option's YAML without its defaults list (the schema it names is merged explicitly)."""
+    node = OmegaConf.load(path)
+    node.pop("defaults", None)
+    return node
+
+
 def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     seeds = range(cfg.get("bench", {}).get("seeds", 3))
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
@@ -45,8 +52,9 @@ def main(cfg: DictConfig) -> None:
         for seed in seeds:
             run = cfg.copy()
             run.seed = seed
-            run.synthesis = OmegaConf.merge(OmegaConf.structured(SynthesisConfig),
-                                            OmegaConf.load(ROOT / "conf" / "synthesis" / f"{strategy}.yaml"))
+            run.synthesis = OmegaConf.merge(OmegaConf.structured(STRATEGIES.get(strategy).config),
+                                            option(ROOT / "conf" / "synthesis" / f"{strategy}.yaml"))
+            run.prompts = option(ROOT / "conf" / "prompts" / cfg.task.name / f"{strategy}.yaml")
             if two_step is not None:
                 run.synthesis.two_step = two_step
             folder = run_synthesis_stage(run, backbone)
@@ -54,7 +62,7 @@ def main(cfg: DictConfig) -> None:
             manifest["table"] = generated_table(run, backbone, folder, manifest["strategy"])
             results[name].append(manifest)
     space = build_feature_space(cfg, backbone)
-    target = relevant_anchor_features(space.anchor, space.delta, space.relevant)
+    target = space.relevant_anchor()
     matched = min(r["rows"] for runs in results.values() for r in runs)
     for runs in results.values():
         for r in runs:
@@ -77,7 +85,7 @@ def main(cfg: DictConfig) -> None:
 
 def generated_table(run: DictConfig, backbone, folder: Path, strategy: str):
     """The feature table the synthesis stage scored for this run's rows (a cached artifact)."""
-    rows = [row_conversation(json.loads(line)) for line in (folder / "rows.jsonl").read_text().splitlines()]
+    rows = [row_format(run.task.row_format).scored(r) for r in read_rows(folder)]
     return build_feature_space(run, backbone).table(f"{run.task.name}-{strategy}", rows, run)
 
 

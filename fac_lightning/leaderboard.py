@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from hydra.experimental.callback import Callback
 from scipy import stats
 
 DEFAULT = "(default)"
@@ -202,3 +203,13 @@ def write_leaderboard(folder: str | Path, out_dir: str | Path) -> dict:
     plt.close(fig)
     return {"markdown": markdown, "correlations": corr.to_dict("records"), "runs": len(runs),
             "rows": table.to_dict("records")}
+
+
+class SweepLeaderboard(Callback):
+    """Hydra callback (``hydra/default.yaml``): when a ``-m`` sweep of train.py ends, print its leaderboard and write
+    it into the sweep folder (the same as ``evaluate.py mode=leaderboard runs=<sweep folder>``)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        if any(folder.rglob("metrics.json")):
+            print(write_leaderboard(folder, folder)["markdown"])

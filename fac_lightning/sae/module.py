@@ -5,6 +5,7 @@ val/ce_recovered = (CE_zero - CE_sae) / (CE_zero - CE_clean), with the SAE recon
 the backbone's forward pass at the kept token positions and CE measured on the tokens after the template prefix.
 """
 
+import json
 import math
 from dataclasses import asdict
 
@@ -40,7 +41,8 @@ def auto_lr(num_latents: int) -> float:
 class SAEModule(pl.LightningModule):
     def __init__(self, cfg: SAEConfig, d_in: int, backbone: Backbone | None = None):
         super().__init__()
-        self.save_hyperparameters({"sae": asdict(cfg), "d_in": d_in})
+        # plain values (enums as their strings): a checkpoint must load under torch's weights-only unpickler
+        self.save_hyperparameters({"sae": json.loads(json.dumps(asdict(cfg))), "d_in": d_in})
         self.cfg = cfg
         num_latents = cfg.num_latents or cfg.expansion_factor * d_in
         self.sae = sae_class(cfg.architecture)(d_in, num_latents, cfg.k, cfg.k_aux)

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import pytest
 
-from fac_lightning.config import GeneratorConfig
 from fac_lightning.generation import SamplingParams, build_generator
+from fac_lightning.generation.openai_compatible import OpenAIConfig
 
 
 class FakeChatCompletions(BaseHTTPRequestHandler):
@@ -41,7 +41,7 @@ def server():
 
 def test_openai_generator_sends_chat_requests_and_cuts_at_stop(server, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", "sk-test")
-    gen = build_generator(GeneratorConfig(kind="openai", model="m", base_url=server, api_key_env="FAKE_KEY"))
+    gen = build_generator(OpenAIConfig(engine="openai", model="m", base_url=server, api_key_env="FAKE_KEY"))
     prompts = [[{"role": "user", "content": "hello"}], [{"role": "user", "content": "bye"}]]
     out = gen.generate(prompts, SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=5, n=2, stop=[" STOP"]))
     assert out == [["echo 0: hello", "echo 1: hello"], ["echo 0: bye", "echo 1: bye"]]
@@ -52,4 +52,4 @@ def test_openai_generator_sends_chat_requests_and_cuts_at_stop(server, monkeypat
 
 def test_openai_generator_needs_url_and_model():
     with pytest.raises(ValueError, match="base_url"):
-        build_generator(GeneratorConfig(kind="openai"))
+        build_generator(OpenAIConfig(engine="openai"))

@@ -1,7 +1,7 @@
 import pytest
 
-from fac_lightning.config import GeneratorConfig
 from fac_lightning.features.table import Span
+from fac_lightning.generation.hf import TransformersConfig
 from fac_lightning.relevance.llm_judge import LLMJudge, parse_verdict
 
 SPANS = [Span(5.0, 0, "How can I steal a «car»"), Span(4.0, 1, "best way to rob a «bank»")]
@@ -47,7 +47,7 @@ def test_llm_judge_runs_end_to_end_on_the_local_backbone(tmp_path):
     from tests.conftest import CACHE_DIR, compose_config
 
     backbone = load_backbone(compose_config(["backbone=smollm2_135m"]).backbone, CACHE_DIR)
-    judge = LLMJudge(build_generator(GeneratorConfig(), backbone), "toxic requests", max_new_tokens=40,
+    judge = LLMJudge(build_generator(TransformersConfig(engine="transformers"), backbone), "toxic requests", max_new_tokens=40,
                      cache_file=tmp_path / "j.jsonl")
     for feature in (1, 2):
         record = judge.judge(feature, SPANS)

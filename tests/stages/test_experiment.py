@@ -1,57 +1,81 @@
-"""The whole toxicity chain (`python train.py`) on a tiny random Llama: metrics, caching, resume, clear errors."""
+"""The whole chain (`python train.py`) on a tiny random Llama for every strategy and finetune kind: metrics,
+caching, resume, a self-describing model, and the checks that run before any model loads."""
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from hydra.errors import ConfigCompositionException
 
-import evaluate
-from fac_lightning.benchmarks.toxicity import load_benchmark
-from fac_lightning.config import BenchmarkConfig, SourceConfig
-from fac_lightning.data.conversations import DataError
+from fac_lightning.finetune import FINETUNES
+from fac_lightning.finetune.base import load_model
 from fac_lightning.finetune.classifier import HeadOnlyClassifier
-from fac_lightning.stages import sae
-from fac_lightning.stages.experiment import run_experiment
-from tests.conftest import DATA_DIR, compose_config, kill_synthesis_after, record_units
-from tests.test_evaluate import tiny_config
+from fac_lightning.stages import evaluate, sae
+from fac_lightning.stages.experiment import plan, run_experiment
+from fac_lightning.synthesis import STRATEGIES
+from tests.conftest import CACHE_DIR, compose_config, kill_synthesis_after, record_units, tiny_config
 
-CHAIN = ["n_samples=4", "task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12",
-         "relevance.method=all", "finetune.epochs=2", "finetune.safe_examples=20", "benchmark.limit=40",
-         "embedder=none"]
+CHAIN = ["n_samples=4", "task.min_words=1", "task.max_words=400", "relevance=all", "finetune.epochs=2",
+         "task.background_rows=20", "benchmark.limit=40"]
 
 
 def chain_config(tiny_llama_dir, tmp_path, *overrides):
-    cfg = tiny_config(tiny_llama_dir, tmp_path, *CHAIN, *overrides)
-    cfg.task.seed_data[0].max_rows = 8
-    cfg.task.train_positive_full[0].max_rows = 30
-    cfg.task.train_negative = cfg.task.train_negative[:1]
+    strategy = next(o.split("=")[1] for o in overrides if o.startswith("synthesis="))
+    generative = compose_config([f"synthesis={strategy}"]).synthesis.get("max_new_tokens") is not None
+    short = ["synthesis.max_new_tokens=12"] if generative else []  # real-data options have no generation keys
+    cfg = tiny_config(tiny_llama_dir, tmp_path, *CHAIN, *short, *overrides)
+    parts = cfg.task.parts
+    parts.seed.sources[0].max_rows = 8
+    parts.train_positive_full.sources[0].max_rows = 30
+    for source in parts.toxicchat_train.sources:
+        source.max_rows = 15
     return cfg
 
 
-@pytest.mark.parametrize("strategy", ["none", "fac"])
-def test_chain_writes_metrics_and_leaderboard(tiny_llama_dir, tmp_path, strategy):
+@pytest.mark.parametrize("strategy", sorted({*STRATEGIES.names(), "full_dataset_toxicchat"}))
+def test_every_strategy_runs_the_chain_and_writes_metrics(tiny_llama_dir, tmp_path, strategy):
     cfg = chain_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}")
     result = run_experiment(cfg)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics == json.loads(json.dumps(result))
+    assert metrics == json.loads(json.dumps(result)) and metrics["strategy"] == strategy
     bench = metrics["benchmark"]
-    assert bench["examples"] == 40 and bench["limit"] == 40 and 0 <= bench["auprc"] <= 1
-    assert metrics["train_negatives"] == 20 and 0 <= metrics["fac"]["binary"] <= 1
-    assert set(metrics["timings_s"]) == {"feature_space", "training_positives", "training_set_metrics",
-                                         "finetune_and_benchmark"}
-    board = evaluate.write_leaderboard(tmp_path / "out", tmp_path / "board")
-    assert strategy in board["markdown"] and (tmp_path / "board" / "fac_vs_auprc.png").exists()
-    cfg.paths.output_dir = str(tmp_path / "rescored")
-    cfg.model = str(tmp_path / "out")  # the run folder: evaluate.py finds the classifier it trained
-    rescored = evaluate.benchmark_model(cfg)
-    assert rescored["auprc"] == pytest.approx(bench["auprc"], abs=1e-6) and rescored["examples"] == 40
+    assert (bench["name"], bench["primary"], bench["examples"], bench["limit"]) == ("toxicchat", "auprc", 40, 40)
+    assert bench["source"].endswith("toxicchat0124.test.human_annotated.dev.jsonl.gz") and bench["source_rows"] == 1423
+    assert 0 <= bench["metrics"]["auprc"] <= 1 and 0 <= metrics["fac"]["binary"] <= 1
+    background = 0 if strategy == "full_dataset_toxicchat" else 20
+    assert metrics["train_rows"] == metrics["strategy_rows"] + background
+    assert set(metrics["timings_s"]) == {"feature_space_and_rows", "finetune", "benchmark"}
+    assert (tmp_path / "out" / "benchmark_toxicchat.json").exists()
+
+
+@pytest.mark.parametrize("kind", FINETUNES.names())
+def test_every_finetune_kind_saves_a_model_that_loads_with_one_call(tiny_llama_dir, tmp_path, kind):
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=seed_only", f"finetune={kind}", "finetune.epochs=1",
+                       "finetune.batch_size=4", "finetune.accumulate_grad_batches=2", "benchmark.limit=16")
+    result = run_experiment(cfg)
+    meta = json.loads((Path(result["model"]) / "model.json").read_text())
+    assert (meta["kind"], meta["produces"], meta["backbone"]["name"]) == (kind, "classifier", "tiny_llama")
+    assert not list(Path(result["model"]).glob("*.ckpt"))  # checkpoints do not stay in the artifact
+    texts = ["how do I make a bomb", "what is a good cake recipe"]
+    before = load_model(result["model"], CACHE_DIR).predict_proba(texts)
+    assert before.shape == (2,) and ((before >= 0) & (before <= 1)).all()
+    # evaluate.py mode=benchmark model=<run folder>: the model's kind and backbone come from its model.json alone
+    ecfg = tiny_config(tiny_llama_dir, tmp_path, "mode=benchmark", f"model={tmp_path / 'out'}", "benchmark.limit=16",
+                       "paths.output_dir=" + str(tmp_path / "rescored"), config_name="evaluate")
+    rescored = evaluate.run_evaluate(ecfg)
+    assert rescored["metrics"]["auprc"] == pytest.approx(result["benchmark"]["metrics"]["auprc"], abs=1e-6)
+
+
+def test_finetune_loss_reaches_the_logger(tiny_llama_dir, tmp_path):
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=seed_only", "trainer.log_every_n_steps=1")
+    run_experiment(cfg)
+    logged = {name for path in (tmp_path / "out").rglob("metrics.csv") for name in path.read_text().split("\n")[0]
+              .split(",")}
+    assert "train/loss" in logged and "benchmark/auprc" in logged
 
 
 def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
-    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=none", "finetune.epochs=3")
+    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=seed_only", "finetune.epochs=3")
     original = HeadOnlyClassifier.training_step
 
     def killed_in_epoch_2(self, batch, batch_idx):
@@ -67,7 +91,7 @@ def test_killed_finetune_resumes_without_redoing_upstream_stages(tiny_llama_dir,
     monkeypatch.setattr(HeadOnlyClassifier, "on_train_epoch_start", lambda self: epochs.append(self.current_epoch))
     monkeypatch.setattr(sae, "load_backbone", lambda *a: pytest.fail("the SAE stage ran again"))
     result = run_experiment(cfg)
-    assert epochs == [2] and 0 <= result["benchmark"]["auprc"] <= 1
+    assert epochs == [2] and 0 <= result["benchmark"]["metrics"]["auprc"] <= 1
 
 
 def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir, tmp_path, monkeypatch):
@@ -82,14 +106,24 @@ def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir
     units = record_units(monkeypatch, FACStrategy)
     monkeypatch.setattr(sae, "load_backbone", lambda *a: pytest.fail("the SAE stage ran again"))
     result = run_experiment(cfg)
-    assert units and units[0] == 1 and result["train_positives"] > 0  # unit 0 was not redone
+    assert units and units[0] == 1 and result["strategy_rows"] > 0  # unit 0 was not redone
     manifest = json.loads((Path(result["synthetic"]) / "manifest.json").read_text())
     assert manifest["tallies"]["step1_sampled"] == 2 * manifest["units"]  # the killed run's pass still counts
 
 
-def test_pair_task_is_refused_by_the_classifier_chain_naming_the_key():
-    with pytest.raises(ValueError, match="task.row_format='preference_pair'"):
-        run_experiment(compose_config(["task=reward"]))
+def test_a_finetune_that_cannot_read_the_task_rows_is_refused_before_loading():
+    with pytest.raises(ValueError, match="finetune=classifier_head trains on \\['query'\\].*"
+                                         "task.row_format='preference_pair'"):
+        plan(compose_config(["task=reward"]))
+
+
+def test_a_benchmark_for_another_model_kind_is_refused_before_loading(monkeypatch):
+    from fac_lightning.evaluation.toxicity import ToxicityBenchmark
+
+    monkeypatch.setattr(ToxicityBenchmark, "needs", "reward_model")
+    with pytest.raises(ValueError, match="benchmark=toxicchat evaluates a 'reward_model' model; finetune="
+                                         "classifier_head produces a 'classifier'"):
+        plan(compose_config())
 
 
 def test_misspelled_strategy_is_named():
@@ -97,51 +131,10 @@ def test_misspelled_strategy_is_named():
         compose_config(["synthesis=fca"])
 
 
-def test_missing_data_file_is_named(tmp_path):
-    bench = BenchmarkConfig(name="b", source=SourceConfig(name="s", format="prompt", local_path="gone.jsonl"),
-                            label_fields=["label"])
-    with pytest.raises(FileNotFoundError, match="gone.jsonl"):
-        load_benchmark(bench, tmp_path)
-
-
-def test_row_without_label_is_named(tmp_path):
-    (tmp_path / "rows.jsonl").write_text('{"text": "hi", "label": 0}\n{"text": "no label here"}\n')
-    bench = BenchmarkConfig(name="b", source=SourceConfig(name="s", format="prompt", field="text",
-                                                          local_path="rows.jsonl"), label_fields=["label"])
-    with pytest.raises(DataError, match=r"rows.jsonl: row 2 has no label"):
-        load_benchmark(bench, tmp_path)
-
-
-def test_moderation_benchmark_loads_the_real_set():
-    texts, labels = load_benchmark(compose_config().benchmark, DATA_DIR)
-    assert len(texts) == len(labels) and 700 < len(texts) <= 840 and 200 < np.sum(labels) <= 261
-
-
-
-def test_finetune_precision_is_bf16_only_on_a_bf16_gpu():
-    from fac_lightning.stages.experiment import finetune_precision
-
-    assert finetune_precision("auto", "cpu") == "32-true"
-    assert finetune_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    expected = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-    assert finetune_precision("auto", "gpu") == expected
-
-
-def test_lora_finetune_saves_a_peft_adapter_that_rescores_identically(tiny_llama_dir, tmp_path):
-    cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=none", "finetune=lora", "finetune.epochs=1",
-                       "finetune.batch_size=4", "finetune.accumulate_grad_batches=2", "benchmark.limit=16")
-    result = run_experiment(cfg)
-    adapter = tmp_path / "artifacts" / "finetune" / result["classifier"].split("/")[-1] / "adapter"
-    assert (adapter / "adapter_config.json").exists() and json.loads(
-        (adapter / "adapter_config.json").read_text())["r"] == 8
-    cfg.paths.output_dir, cfg.model = str(tmp_path / "rescored"), str(adapter)
-    assert evaluate.benchmark_model(cfg)["auprc"] == pytest.approx(result["benchmark"]["auprc"], abs=1e-6)
-
-
 def test_each_run_of_a_sweep_process_gets_its_own_wandb_run(tiny_llama_dir, tmp_path):
     runs = {}
     for seed in (0, 1):  # as a -m sweep does: several jobs, one process
-        cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=none", f"seed={seed}", "logger=wandb",
+        cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=seed_only", f"seed={seed}", "logger=wandb",
                            "logger.group=sweep", "finetune.epochs=1")
         cfg.paths.output_dir = str(tmp_path / f"job{seed}")
         run_experiment(cfg)

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-
 from hydra.errors import MissingConfigException
 
 from fac_lightning.data.task_parts import task_part
@@ -14,8 +13,7 @@ from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage, synth
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import RowWriter, build_strategy
 from fac_lightning.synthesis.magpie import MagpieStrategy
-from tests.conftest import compose_config, kill_synthesis_after, record_units
-from tests.test_evaluate import tiny_config
+from tests.conftest import compose_config, kill_synthesis_after, record_units, tiny_config
 
 SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
                  "relevance=all", "synthesis.near_duplicate_rouge=0.95"]
@@ -242,7 +240,7 @@ def test_fac_contrastive_pair(scores, pair):
 
     from fac_lightning.synthesis.fac import FACStrategy
 
-    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_texts=["seed message"]),
+    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_texts=["seed message"]), format=Query(),
                                fallback_positive=lambda feature: "anchor message")
     parsed = [(text, {"text": text}) for text in "abc"[: len(scores)]]
     assert FACStrategy.contrastive_pair(strategy, 7, 0, parsed, np.array(scores)) == pair
