@@ -1,7 +1,9 @@
 """A task's real data, split into disjoint named parts (``task.parts``: anchor sides, seed, training pools, ...).
 Sources name row ranges of the same files, and real data sets repeat themselves (HH-RLHF's red-team transcripts
 often open with the same request), so a conversation already in an earlier part, or earlier in the same part, is
-dropped: no sample is both anchor and seed, or seed and training data. Each example keeps its source's label."""
+dropped: no sample is both anchor and seed, or seed and training data. Each example keeps its source's label.
+Parts are loaded in order up to the one asked for (at least through the required ones), so a part that only one
+option reads (e.g. a mirror-only training pool) is never loaded by the others."""
 
 import json
 import logging
@@ -30,19 +32,26 @@ def check_parts(task: TaskConfig) -> None:
                          f" it has {list(task.parts)})")
 
 
-def task_parts(task: TaskConfig, data_dir) -> dict[str, list[Example]]:
-    """Every part's examples, in ``task.parts`` order, each without the conversations seen before it."""
+def task_parts(task: TaskConfig, data_dir, upto: str | None = None) -> dict[str, list[Example]]:
+    """The examples of every part up to ``upto`` (default: through the last required part), in ``task.parts`` order,
+    each without the conversations seen before it."""
     check_parts(task)
-    key = config_hash(task.parts, str(data_dir))
+    names = list(task.parts)
+    if upto is not None and upto not in names:
+        raise ValueError(f"task {task.name!r} has no part {upto!r} (task.parts: {names})")
+    last = max(names.index(p) for p in [*TaskConfig.REQUIRED_PARTS, *([upto] if upto else [])])
+    wanted = names[: last + 1]
+    key = config_hash({p: task.parts[p] for p in wanted}, str(data_dir))
     if key not in _LOADED:
-        _LOADED[key] = load_parts(task, data_dir)
+        _LOADED[key] = load_parts(task, wanted, data_dir)
     return _LOADED[key]
 
 
-def load_parts(task: TaskConfig, data_dir) -> dict[str, list[Example]]:
+def load_parts(task: TaskConfig, names: list[str], data_dir) -> dict[str, list[Example]]:
     seen: set[str] = set()
     parts = {}
-    for part, spec in task.parts.items():
+    for part in names:
+        spec = task.parts[part]
         kept, repeated = [], 0
         for source in spec.sources:
             for conversation in load_conversations(source, data_dir):
@@ -60,12 +69,9 @@ def load_parts(task: TaskConfig, data_dir) -> dict[str, list[Example]]:
 
 
 def task_part(task: TaskConfig, part: str, data_dir) -> list[Example]:
-    parts = task_parts(task, data_dir)
-    if part not in parts:
-        raise ValueError(f"task {task.name!r} has no part {part!r} (task.parts: {list(parts)})")
-    return parts[part]
+    return task_parts(task, data_dir, upto=part)[part]
 
 
-def parts_fingerprint(task: TaskConfig, data_dir) -> str:
-    """Hash of the content of every part, for artifact keys that depend on the task's data."""
-    return config_hash(task_parts(task, data_dir))
+def parts_fingerprint(task: TaskConfig, data_dir, upto: str | None = None) -> str:
+    """Hash of the content of the parts up to ``upto``, for artifact keys that depend on the task's data."""
+    return config_hash(task_parts(task, data_dir, upto))

@@ -3,7 +3,7 @@
 A finetune kind declares the row formats it ``consumes`` and the model kind it ``produces`` (what a benchmark
 ``needs``), trains through the one Trainer builder (``fac_lightning.trainer.fit``) and saves a self-describing
 model folder: ``model.json`` (kind, backbone config, finetune config, training rows) beside its weights, so
-``load_model(folder)`` needs nothing else (after sparsify's ``save_to_disk`` / ``load_from_disk``).
+``load_model(folder, cache_dir)`` needs nothing else (after sparsify's ``save_to_disk`` / ``load_from_disk``).
 """
 
 import json
@@ -68,8 +68,10 @@ def backbone_key(backbone: Backbone) -> dict:
     return {**asdict(backbone.cfg), "dtype": str(backbone.model.dtype)}
 
 
-def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger) -> Path:
-    """The finetune artifact for these rows (trained now, resuming a killed fit, or reused)."""
+def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger,
+                provenance: dict | None = None) -> Path:
+    """The finetune artifact for these rows (trained now, resuming a killed fit, or reused); ``provenance`` (where
+    the rows came from) is recorded in its model.json."""
     key = config_hash(backbone_key(backbone), asdict(finetune.cfg), cfg.seed, rows)
     final = Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{finetune.name}-{key}"
 
@@ -80,7 +82,7 @@ def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: D
         write_json_atomic(work / "model.json", {
             "kind": finetune.name, "produces": finetune.produces, "backbone": asdict(backbone.cfg),
             "finetune": asdict(finetune.cfg), "seed": cfg.seed, "rows": len(rows), "task": cfg.task.name,
-            "row_format": cfg.task.row_format})
+            "row_format": cfg.task.row_format, "provenance": provenance or {}})
 
     return ensure_artifact(final, build, "finetuned model")
 

@@ -20,6 +20,10 @@ class OpenAIConfig(GeneratorConfig):
     concurrency: int = 8
     """Requests in flight at once."""
 
+    def __post_init__(self):
+        if not self.base_url or not self.model:
+            raise ValueError("generator=openai needs generator.base_url and generator.model")
+
 
 @GENERATORS.register("openai", OpenAIConfig)
 class OpenAICompatibleGenerator:
@@ -29,8 +33,6 @@ class OpenAICompatibleGenerator:
 
     @classmethod
     def from_config(cls, cfg: OpenAIConfig, backbone=None) -> "OpenAICompatibleGenerator":
-        if not cfg.base_url or not cfg.model:
-            raise ValueError("generator=openai needs generator.base_url and generator.model")
         return cls(cfg.base_url, cfg.model, os.environ.get(cfg.api_key_env), cfg.concurrency)
 
     def post(self, endpoint: str, payload: dict, params: SamplingParams) -> list[dict]:

@@ -6,6 +6,7 @@ from fac_lightning.relevance import RELEVANCE, RelevanceConfig
 
 @RELEVANCE.register("all", RelevanceConfig)
 class AllFeatures:
+    uses_generator = False
     def __init__(self, cfg: RelevanceConfig):
         self.cfg = cfg
 

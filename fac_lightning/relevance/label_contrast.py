@@ -30,6 +30,7 @@ class LabelContrastConfig(RelevanceConfig):
 
 @RELEVANCE.register("label_contrast", LabelContrastConfig)
 class LabelContrast:
+    uses_generator = False
     def __init__(self, cfg: LabelContrastConfig):
         self.cfg = cfg
 

@@ -63,6 +63,8 @@ class LLMJudgeRelevance:
     """The paper's chain: explain each frequent anchor feature from its spans, verify, then judge it against the
     task rubric; verdicts are cached per feature so an interrupted judge resumes."""
 
+    uses_generator = True
+
     def __init__(self, cfg: LLMJudgeConfig):
         self.cfg = cfg
 

@@ -24,6 +24,11 @@ class RowFormat:
         """A real example (a conversation from a task part, and its source's label) as a row."""
         raise NotImplementedError
 
+    def measured(self, row: dict, label: int) -> bool:
+        """Whether the row counts in FAC and the text metrics: the task-positive side (``label``) of labelled
+        formats, every row otherwise."""
+        return True
+
     def query(self, row: dict) -> str:
         """The user message the row is about (length limits, duplicate checks)."""
         raise NotImplementedError

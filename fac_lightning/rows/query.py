@@ -45,6 +45,9 @@ class Query(RowFormat):
             raise ValueError("query rows need a label: give the source a `label` (e.g. label: 1)")
         return {"text": conversation[0]["content"], "label": int(label)}
 
+    def measured(self, row, label):
+        return row["label"] == label
+
     def query(self, row):
         return row["text"]
 

@@ -63,7 +63,6 @@ class _TopKEncode(torch.autograd.Function):
 
 @SAE_ARCHITECTURES.register("topk")
 class TopKSAE(nn.Module):
-    architecture = "topk"
 
     def __init__(self, d_in: int, num_latents: int, k: int, k_aux: int = 0):
         super().__init__()
@@ -126,7 +125,7 @@ class TopKSAE(nn.Module):
         self.W_dec.grad -= parallel_F * self.W_dec
 
     def config(self) -> dict:
-        return {"architecture": self.architecture, "d_in": self.d_in, "num_latents": self.num_latents,
+        return {"architecture": self.name, "d_in": self.d_in, "num_latents": self.num_latents,
                 "k": self.k, "k_aux": self.k_aux}
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:

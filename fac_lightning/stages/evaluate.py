@@ -19,7 +19,7 @@ from fac_lightning.features.cards import cards_markdown
 from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.leaderboard import write_leaderboard
 from fac_lightning.metrics.diversity import text_metrics
-from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space
+from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -113,8 +113,13 @@ def build_leaderboard(cfg: DictConfig) -> dict:
     return result
 
 
-MODES = {"dataset": lambda cfg: evaluate_dataset(cfg, build_feature_space(cfg)),
-         "features": lambda cfg: write_feature_cards(cfg, build_feature_space(cfg)),
+def feature_space(cfg: DictConfig) -> FeatureSpace:
+    check_feature_space(cfg)  # a bad name or key fails before the backbone loads
+    return build_feature_space(cfg)
+
+
+MODES = {"dataset": lambda cfg: evaluate_dataset(cfg, feature_space(cfg)),
+         "features": lambda cfg: write_feature_cards(cfg, feature_space(cfg)),
          "benchmark": benchmark_model, "leaderboard": build_leaderboard}
 
 

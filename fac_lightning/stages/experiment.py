@@ -25,6 +25,7 @@ from fac_lightning.evaluation.base import Benchmark, build_benchmark, run_benchm
 from fac_lightning.finetune.base import Finetune, build_finetune, train_model
 from fac_lightning.leaderboard import leaderboard, run_record
 from fac_lightning.loggers import build_logger, close_logger
+from fac_lightning.stages.feature_space import check_feature_space
 from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage
 from fac_lightning.synthesis.base import Strategy, build_strategy
 
@@ -42,6 +43,7 @@ def plan(cfg: DictConfig) -> Plan:
     """The chain's components, checked against each other; nothing heavy is loaded."""
     strategy, finetune = build_strategy(cfg), build_finetune(cfg.finetune)
     benchmark = build_benchmark(cfg.benchmark, cfg.paths.data_dir)
+    check_feature_space(cfg, strategy.generative)
     if cfg.task.row_format not in finetune.consumes:
         raise ValueError(f"finetune={finetune.name} trains on {list(finetune.consumes)} rows; task={cfg.task.name} "
                          f"has task.row_format={cfg.task.row_format!r}")
@@ -54,7 +56,7 @@ def plan(cfg: DictConfig) -> Plan:
 def background_rows(cfg: DictConfig, strategy: Strategy) -> list[dict]:
     """The task's background rows (toxicity: real safe requests), drawn by the run seed."""
     task = strategy.task
-    if task.background_part is None or not getattr(strategy.cfg, "background", True):
+    if task.background_part is None or not strategy.background:
         return []
     examples = task_part(task, task.background_part, cfg.paths.data_dir)
     drawn = random.Random(cfg.seed).sample(examples, min(task.background_rows, len(examples)))
@@ -64,6 +66,12 @@ def background_rows(cfg: DictConfig, strategy: Strategy) -> list[dict]:
 def run_overrides() -> list[str]:
     """This run's command-line overrides (what a sweep varies); none outside a Hydra app."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def strategy_row_name(strategy: Strategy) -> str:
+    """The leaderboard's strategy: the ``synthesis=`` option (two options of one strategy stay apart), or the
+    strategy's name outside a Hydra app."""
+    return HydraConfig.get().runtime.choices["synthesis"] if HydraConfig.initialized() else strategy.name
 
 
 def run_experiment(cfg: DictConfig) -> dict:
@@ -79,13 +87,17 @@ def run_experiment(cfg: DictConfig) -> dict:
     rows = [{k: v for k, v in r.items() if k != "provenance"} for r in read_rows(rows_dir)]
     lap("feature_space_and_rows")
     logger = build_logger(cfg)  # after the SAE stage, which logs (and closes) a run of its own
-    train_rows = rows + background_rows(cfg, chain.strategy)
-    model_dir = train_model(chain.finetune, train_rows, backbone, cfg, logger)
+    background = background_rows(cfg, chain.strategy)
+    model_dir = train_model(chain.finetune, rows + background, backbone, cfg, logger, provenance={
+        "strategy": strategy_row_name(chain.strategy), "rows": str(rows_dir), "strategy_rows": len(rows),
+        "background_part": chain.strategy.task.background_part if background else None,
+        "background_rows": len(background)})
+    train_rows = rows + background
     lap("finetune")
     bench = run_benchmark(chain.benchmark, chain.finetune.load(model_dir, backbone), cfg.paths.output_dir)
     lap("benchmark")
     result = {
-        "task": cfg.task.name, "strategy": cfg.synthesis.name or chain.strategy.name, "seed": cfg.seed,
+        "task": cfg.task.name, "strategy": strategy_row_name(chain.strategy), "seed": cfg.seed,
         "backbone": cfg.backbone.name, "finetune": chain.finetune.name, "n_samples": cfg.n_samples,
         "delta": cfg.features.delta, "relevance": cfg.relevance.method, "overrides": run_overrides(),
         "strategy_rows": len(rows), "train_rows": len(train_rows), "synthetic": str(rows_dir),

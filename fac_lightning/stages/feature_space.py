@@ -2,16 +2,18 @@
 
 Each piece is a cached artifact (SAE: ``stages.sae``; tables: ``stages.features``; relevance:
 ``<artifacts_dir>/relevance/<anchor table>-<hash>/`` with ``relevance.json`` and, for the LLM judge, the
-append-only ``judgements.jsonl`` that lets an interrupted judge resume feature by feature).
+append-only ``judgements.jsonl`` in its ``.partial`` folder that lets an interrupted judge resume feature by
+feature).
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import config_hash, write_json_atomic
+from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.config import component_config
 from fac_lightning.data.conversations import Conversation
@@ -20,6 +22,7 @@ from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, releva
 from fac_lightning.features.table import FeatureTable
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.relevance import RELEVANCE, select_relevant
+from fac_lightning.sae import SAE_ARCHITECTURES
 from fac_lightning.sae.topk import load_sae
 from fac_lightning.stages.features import feature_table
 from fac_lightning.stages.sae import run_sae_stage
@@ -62,6 +65,15 @@ def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
     return [e.conversation for e in pos + neg], np.array([1] * len(pos) + [0] * len(neg))
 
 
+def check_feature_space(cfg: DictConfig, needs_generator: bool = False) -> None:
+    """The SAE architecture, the relevance method and (when something generates) the generator, each built from its
+    config so that an unknown name or a missing key fails before any model loads."""
+    SAE_ARCHITECTURES.get(cfg.sae.architecture)
+    relevance = RELEVANCE.get(component_config(cfg.relevance, RELEVANCE).method)
+    if needs_generator or relevance.cls.uses_generator:
+        component_config(cfg.generator, GENERATORS)
+
+
 def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> FeatureSpace:
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
     sae_dir = run_sae_stage(cfg, backbone)
@@ -71,16 +83,21 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
     anchor, anchor_dir = feature_table(f"{cfg.task.name}-anchor", conversations, backbone, sae, sae_dir,
                                        features_cfg, cfg.paths.artifacts_dir)
     relevance = component_config(cfg.relevance, RELEVANCE)
-    judge = (cfg.generator, cfg.task.relevance_rubric) if relevance.method == "llm_judge" else None
-    folder = Path(cfg.paths.artifacts_dir) / "relevance" / (
+    judge = (cfg.generator, cfg.task.relevance_rubric) if RELEVANCE.get(relevance.method).cls.uses_generator else None
+    final = Path(cfg.paths.artifacts_dir) / "relevance" / (
         f"{anchor_dir.name}-{config_hash(cfg.relevance, judge, cfg.features.delta)}")
-    folder.mkdir(parents=True, exist_ok=True)
-    relevant, records = select_relevant(
-        relevance, anchor, labels, cfg.features.delta, cfg.task.relevance_rubric,
-        lambda: build_generator(component_config(cfg.generator, GENERATORS), backbone), folder / "judgements.jsonl")
-    write_json_atomic(folder / "relevance.json", {
-        "method": cfg.relevance.method, "delta": cfg.features.delta, "relevant": np.flatnonzero(relevant).tolist(),
-        "records": {str(k): {kk: vv for kk, vv in v.items() if kk != "calls"} for k, v in records.items()},
-    })
+
+    def build(work: Path) -> None:  # a killed judge resumes from work/judgements.jsonl, feature by feature
+        relevant, records = select_relevant(
+            relevance, anchor, labels, cfg.features.delta, cfg.task.relevance_rubric,
+            lambda: build_generator(component_config(cfg.generator, GENERATORS), backbone), work / "judgements.jsonl")
+        write_json_atomic(work / "relevance.json", {
+            "method": relevance.method, "delta": cfg.features.delta, "relevant": np.flatnonzero(relevant).tolist(),
+            "records": {str(k): {kk: vv for kk, vv in v.items() if kk != "calls"} for k, v in records.items()}})
+
+    saved = json.loads((ensure_artifact(final, build, "relevance") / "relevance.json").read_text())
+    relevant = np.zeros(anchor.num_features, dtype=bool)
+    relevant[saved["relevant"]] = True
+    records = {int(k): v for k, v in saved["records"].items()}
     return FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, cfg.features.delta)
 

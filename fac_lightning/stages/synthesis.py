@@ -20,7 +20,8 @@ from fac_lightning.data.task_parts import parts_fingerprint, task_part
 from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.metrics.diversity import text_metrics
-from fac_lightning.stages.feature_space import anchor_set, build_feature_space
+from fac_lightning.relevance import RELEVANCE
+from fac_lightning.stages.feature_space import anchor_set, build_feature_space, check_feature_space
 from fac_lightning.stages.sae import BACKBONE_KEYS
 from fac_lightning.synthesis.base import Strategy, build_strategy
 from fac_lightning.synthesis.context import SynthesisContext
@@ -29,20 +30,24 @@ log = logging.getLogger(__name__)
 
 
 def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
-    """Keyed by what determines the rows and their measurement: the feature space (backbone, SAE, task data,
-    scoring, delta, relevance) and the strategy with its prompts; for generative strategies also the generator,
-    budget and seed (real data does not depend on them)."""
-    task = {k: cfg.task[k] for k in ("name", "row_format", "label", "min_words", "max_words")}
+    """Keyed by what determines the rows and their measurement: the feature space (backbone with its dtype and max
+    length, SAE, task data and rubric, scoring, delta, relevance and its judge) and the strategy with its prompts;
+    for generative strategies also the generator, budget and seed (real data does not depend on them)."""
+    task = {k: v for k, v in OmegaConf.to_container(cfg.task).items()
+            if k not in ("parts", "background_part", "background_rows")}
+    backbone = {k: cfg.backbone[k] for k in (*BACKBONE_KEYS, "dtype", "max_length")}
     generation = (cfg.generator, cfg.n_samples, cfg.seed) if strategy.generative else None
-    key = config_hash({k: cfg.backbone[k] for k in BACKBONE_KEYS}, cfg.sae, cfg.activations, cfg.data, task,
-                      parts_fingerprint(strategy.task, cfg.paths.data_dir), cfg.features, cfg.relevance,
-                      cfg.synthesis, cfg.prompts, generation)
+    judge = cfg.generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
+    key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, task,
+                      parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), cfg.features,
+                      cfg.relevance, judge, cfg.synthesis, cfg.prompts, generation)
     return Path(cfg.paths.artifacts_dir) / "synthetic" / f"{cfg.task.name}-{strategy.name}-{key}"
 
 
 def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None, strategy: Strategy | None = None) -> Path:
     """Ensure the synthetic (or real-data) row set for ``cfg`` exists; return its folder."""
     strategy = strategy or build_strategy(cfg)  # a bad option fails here, before any model loads
+    check_feature_space(cfg, strategy.generative)
     return ensure_artifact(synthetic_artifact_dir(cfg, strategy),
                            lambda work: synthesize(cfg, backbone, strategy, work), "row set")
 
@@ -70,16 +75,17 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, w
              cfg.n_samples if strategy.generative else "none (real data)")
     strategy.run(writer, generator, context)
     rows = writer.rows
-    table = space.table(f"{cfg.task.name}-{strategy.name}", [strategy.format.scored(r) for r in rows], cfg) \
-        if rows else None
+    measured = [r for r in rows if strategy.format.measured(r, strategy.task.label)]
+    table = space.table(f"{cfg.task.name}-{strategy.name}", [strategy.format.scored(r) for r in measured], cfg) \
+        if measured else None
     write_json_atomic(work / "manifest.json", {
         "stage": "synthesis", "strategy": strategy.name, "generator": generator.name if generator else None,
-        "rows": len(rows), "n_samples": cfg.n_samples if strategy.generative else None,
+        "rows": len(rows), "measured_rows": len(measured), "n_samples": cfg.n_samples if strategy.generative else None,
         "rejections": dict(writer.rejections), "tallies": dict(writer.tallies), "units": writer.units_done,
         "missing_features": len(missing), "relevant_anchor_features": int(space.relevant_anchor().sum()),
         "fac": space.coverage(table),
         "missing_features_covered": int(table.active(space.delta)[missing].sum()) if table else 0,
-        "text": text_metrics([strategy.format.query(r) for r in rows]) if rows else {},
+        "text": text_metrics([strategy.format.query(r) for r in measured]) if measured else {},
         "seconds": time.time() - started, "config": OmegaConf.to_container(cfg, resolve=True),
     })
     (work / "state.json").unlink()

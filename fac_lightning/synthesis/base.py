@@ -30,8 +30,6 @@ from fac_lightning.synthesis import STRATEGIES
 class SynthesisConfig:
     strategy: str = MISSING
     """Registered strategy (``fac_lightning.synthesis``)."""
-    name: str | None = None
-    """Name of this option's leaderboard row (None = the strategy): two options of one strategy stay apart."""
 
 
 @dataclass
@@ -165,6 +163,10 @@ class Strategy:
     """The ``task.row_format`` values this strategy can produce."""
     generative = True
     """False for real-data strategies: no generator is built, the budget does not apply."""
+    background = True
+    """Whether the task's background rows join this strategy's rows in a training set."""
+    part = "seed"
+    """The task part the strategy reads (the seed: F_miss and demonstrations; real-data strategies: their rows)."""
 
     def __init__(self, cfg: SynthesisConfig, prompts, task: TaskConfig, seed: int, n_samples: int):
         if task.row_format not in self.row_formats:

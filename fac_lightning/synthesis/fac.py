@@ -9,7 +9,7 @@ answers rather than quoted inside one prompt, the demonstrations keep a small ge
 commenting on the quoted ones.) ``two_step=false`` filters and ranks the Step 1 candidates instead (Table 10).
 The budget is spread evenly over the first ``feature_ratio`` share of the missing features: each feature may keep
 ``ceil(n_samples / features)`` rows, and up to ``max_passes`` passes revisit the features whose share is not filled
-(each pass samples afresh with its own seed). A pass sends every open feature's prompt to the generator in one call,
+(each pass samples afresh with its own seed), at most as many features per pass as rows the budget still needs. A pass sends every open feature's prompt to the generator in one call,
 so batching engines work on all of them at once.
 """
 
@@ -30,9 +30,9 @@ _OLD_STEP2_PLACEHOLDERS = re.compile(r"\{(?:description|spans|positive|negative)
 
 @dataclass
 class FACConfig(GenerativeConfig):
-    n: int = 4
+    n: int = 2
     """Step 1 candidates per feature (paper code: 2)."""
-    m: int = 4
+    m: int = 2
     """Step 2 candidates per feature (paper code: 2)."""
     two_step: bool = True
     """false = the one-step ablation (Step 1 candidates filtered and ranked directly; paper Table 10)."""
@@ -138,8 +138,19 @@ class FACStrategy(Strategy):
             else:
                 writer.offer(parsed[i][0], {**provenance, "score": float(scores[i])})
 
+    def targets(self, unit: int, writer: RowWriter) -> list[int]:
+        """This pass's features: the open ones (share not filled), but no more of them than rows the budget still
+        needs (more could not be kept). When there are more open features than that, the window rotates with the
+        pass, so features whose candidates missed do not take every later pass from the ones not yet tried."""
+        open_features = [f for f in self.features if self.kept(f, writer) < self.per_feature]
+        needed = self.n_samples - len(writer.rows) - len(writer.pending)
+        if len(open_features) <= needed:
+            return open_features
+        start = (unit * needed) % len(open_features)
+        return (open_features[start:] + open_features[:start])[:needed]
+
     def run_unit(self, unit: int, writer: RowWriter) -> None:
-        features = [f for f in self.features if self.kept(f, writer) < self.per_feature]
+        features = self.targets(unit, writer)
         descriptions = [self.description(f) for f in features]
         step1 = [self.prompts.feature_step1.format(description=explanation, spans=spans)
                  for explanation, spans in descriptions]

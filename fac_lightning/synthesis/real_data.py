@@ -24,6 +24,10 @@ class RealData(Strategy):
     row_formats = ("query",)
     """Formats whose rows a task part's examples make (``RowFormat.from_example``)."""
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.part, self.background = self.cfg.part, self.cfg.background
+
     def units(self):
         yield 0
 
@@ -34,16 +38,11 @@ class RealData(Strategy):
 
 
 @dataclass
-class SeedOnlyConfig(RealDataConfig):
-    part: str = "seed"
-
-
-@dataclass
 class FullDatasetConfig(RealDataConfig):
     part: str = "train_positive_full"
 
 
-@STRATEGIES.register("seed_only", SeedOnlyConfig)
+@STRATEGIES.register("seed_only", RealDataConfig)
 class SeedOnly(RealData):
     pass
 

@@ -10,7 +10,7 @@ from tests.conftest import DATA_DIR, compose_config
 
 
 def test_toxicity_parts_are_disjoint_free_of_repeats_and_labelled():
-    parts = task_parts(compose_config().task, DATA_DIR)
+    parts = task_parts(compose_config().task, DATA_DIR, upto="toxicchat_train")
     texts = {part: [e.conversation[0]["content"] for e in examples] for part, examples in parts.items()}
     assert all(texts.values()) and len(texts["seed"]) >= 9
     everything = [t for part in texts.values() for t in part]
@@ -33,7 +33,8 @@ def test_a_repeated_row_stays_in_the_first_part_that_has_it(tmp_path):
 
     parts = {"anchor_positive": [source(0, 2)], "anchor_negative": [], "seed": [source(2, 2)], "pool": [source(0, 5)]}
     task = TaskConfig(name="t", relevance_rubric="", parts={k: TaskPart(v) for k, v in parts.items()})
-    parts = {k: [e.conversation[0]["content"] for e in v] for k, v in task_parts(task, tmp_path).items()}
+    assert list(task_parts(task, tmp_path)) == ["anchor_positive", "anchor_negative", "seed"]  # "pool": not asked
+    parts = {k: [e.conversation[0]["content"] for e in v] for k, v in task_parts(task, tmp_path, "pool").items()}
     assert parts["anchor_positive"] == ["how do I pick a lock", "tell me a joke"]
     assert parts["seed"] == ["write a poem"]
     assert parts["pool"] == [] and parts["anchor_negative"] == []

@@ -37,13 +37,16 @@ def test_every_strategy_runs_the_chain_and_writes_metrics(tiny_llama_dir, tmp_pa
     cfg = chain_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}")
     result = run_experiment(cfg)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics == json.loads(json.dumps(result)) and metrics["strategy"] == strategy
+    assert metrics == json.loads(json.dumps(result)) and metrics["strategy"] == cfg.synthesis.strategy  # (no Hydra)
     bench = metrics["benchmark"]
     assert (bench["name"], bench["primary"], bench["examples"], bench["limit"]) == ("toxicchat", "auprc", 40, 40)
     assert bench["source"].endswith("toxicchat0124.test.human_annotated.dev.jsonl.gz") and bench["source_rows"] == 1423
     assert 0 <= bench["metrics"]["auprc"] <= 1 and 0 <= metrics["fac"]["binary"] <= 1
     background = 0 if strategy == "full_dataset_toxicchat" else 20
     assert metrics["train_rows"] == metrics["strategy_rows"] + background
+    manifest = json.loads((Path(metrics["synthetic"]) / "manifest.json").read_text())
+    rows = [json.loads(line) for line in (Path(metrics["synthetic"]) / "rows.jsonl").read_text().splitlines()]
+    assert manifest["measured_rows"] == sum(r["label"] == 1 for r in rows) > 0  # FAC: the toxic side only
     assert set(metrics["timings_s"]) == {"feature_space_and_rows", "finetune", "benchmark"}
     assert (tmp_path / "out" / "benchmark_toxicchat.json").exists()
 
@@ -141,3 +144,12 @@ def test_each_run_of_a_sweep_process_gets_its_own_wandb_run(tiny_llama_dir, tmp_
         runs[seed] = {p.name for p in (tmp_path / f"job{seed}" / "wandb").glob("offline-run-*")}
     assert len(runs[0]) == 2  # the SAE stage's run and the experiment's
     assert len(runs[1]) == 1 and not runs[1] & runs[0]
+
+
+@pytest.mark.parametrize("override,message", [
+    ("sae.architecture=gated", "sae.architecture='gated' is not a registered SAE architecture"),
+    ("generator=openai", "generator=openai needs generator.base_url and generator.model"),
+])
+def test_a_bad_feature_space_or_generator_is_refused_before_loading(override, message):
+    with pytest.raises(ValueError, match=message):
+        plan(compose_config([override]))

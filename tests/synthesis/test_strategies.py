@@ -175,6 +175,29 @@ def test_fac_spreads_the_whole_budget_evenly_over_the_missing_features(tiny_llam
         assert chat[2]["content"] != chat[4]["content"] and row["text"] not in (chat[2]["content"], chat[4]["content"])
 
 
+def test_fac_samples_no_more_features_per_pass_than_the_budget_can_keep(tiny_llama_dir, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=3", "task.min_words=1",
+                      "task.max_words=400", "relevance=all", "synthesis.near_duplicate_rouge=0.95")
+    rows, manifest = fac_with(SpanQuoter(), monkeypatch, cfg)
+    assert manifest["missing_features"] > 3 and len(rows) == 3
+    targeted = manifest["tallies"]["step1_sampled"] // cfg.synthesis.n
+    assert targeted <= 3 * manifest["units"]  # not every missing feature in every pass
+
+
+def test_fac_pass_windows_rotate_past_features_that_missed():
+    from types import SimpleNamespace
+
+    from fac_lightning.synthesis.fac import FACStrategy
+
+    writer = SimpleNamespace(rows=[], pending=[])
+    strategy = SimpleNamespace(features=list(range(10)), per_feature=1, n_samples=4, kept=lambda f, w: 0)
+    assert FACStrategy.targets(strategy, 0, writer) == [0, 1, 2, 3]
+    assert FACStrategy.targets(strategy, 1, writer) == [4, 5, 6, 7]
+    assert FACStrategy.targets(strategy, 2, writer) == [8, 9, 0, 1]
+    strategy.features = [0, 1]
+    assert FACStrategy.targets(strategy, 5, writer) == [0, 1]  # fewer open features than the budget needs: all
+
+
 def test_fac_stops_after_max_passes_when_nothing_is_kept(tiny_llama_dir, tmp_path, monkeypatch):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "n_samples=12", "relevance=all",
                       "synthesis.feature_ratio=0.01", "synthesis.max_passes=2")
