@@ -17,21 +17,17 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 
-class SAELoss(str, Enum):
-    fvu = "fvu"
-    normalized_mse = "normalized_mse"
-
-
-class BDecInit(str, Enum):
-    mean = "mean"
-    geometric_median = "geometric_median"
-    zeros = "zeros"
-
-
 class Positions(str, Enum):
     both = "both"
     user = "user"
     response = "response"
+
+
+class Mode(str, Enum):
+    dataset = "dataset"
+    features = "features"
+    benchmark = "benchmark"
+    leaderboard = "leaderboard"
 
 
 class Embedder(str, Enum):
@@ -67,50 +63,6 @@ class BackboneConfig:
     max_length: int = 512
     """Longest tokenized sequence fed to the backbone; longer ones are truncated (paper code: 512 for scoring)."""
     trust_remote_code: bool = False
-
-
-@dataclass
-class SAEConfig:
-    architecture: str = "topk"
-    """Registered SAE architecture (``fac_lightning.sae.SAE_ARCHITECTURES``)."""
-    k: int = 32
-    """Active latents per token. sparsify / Gao et al. default 32; paper: 20."""
-    expansion_factor: int = 16
-    """Latents = expansion_factor * d_model when ``num_latents`` is 0. Paper: 2^16 / 4096 = 16."""
-    num_latents: int = 0
-    """Dictionary size; 0 = expansion_factor * d_model."""
-    init_b_dec: BDecInit = BDecInit.mean
-    """mean (sparsify; measured on par with sparsify's FVU) | geometric_median (Gao et al., dictionary_learning) |
-    zeros (SAELens)."""
-    normalize_decoder: bool = True
-    """Unit-norm decoder rows after every step, with the gradient component parallel to them removed first."""
-    loss: SAELoss = SAELoss.fvu
-    """fvu = sum||x-x_hat||^2 / sum||x-mean||^2 per batch (sparsify) | normalized_mse = mean_t ||x-x_hat||^2/||x||^2
-    (paper code, OpenAI)."""
-    auxk_coef: float = 0.03125
-    """AuxK loss weight, 1/32 (Gao et al. App. A.2, dictionary_learning). Paper: 0 (off)."""
-    k_aux: int = 0
-    """Dead latents used by AuxK; 0 = d_model // 2 (sparsify, dictionary_learning)."""
-    dead_tokens: int = 10_000_000
-    """A latent is dead after this many tokens without firing (Gao et al., sparsify, dictionary_learning)."""
-    lr: float | None = None
-    """Adam learning rate; None = 2e-4 / sqrt(num_latents / 2^14) (Gao et al. Fig. 3, sparsify). Paper: 1e-3."""
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    adam_eps: float = 6.25e-10
-    """OpenAI sparse_autoencoder and the paper's code."""
-    lr_warmup_steps: int = 0
-    """Linear warm-up steps (sparsify: 1000 for long runs; 0 keeps tiny CPU runs simple)."""
-    batch_tokens: int = 4096
-    """Tokens per optimizer step (SAELens 4096; sparsify 65,536; paper 512 sequences ~ 90k tokens)."""
-    train_tokens: int = 2_000_000
-    """Token budget; the run takes train_tokens // batch_tokens steps."""
-    val_every_steps: int = 200
-    """Held-out FVU / CE-loss-recovered every this many steps (and at the end)."""
-    checkpoint_every_steps: int = 100
-    """Lightning checkpoint cadence; a killed run resumes from the last one."""
-    seed: int = 0
-    """SAE initialisation and data order. Separate from the run ``seed`` so that a sweep over seeds (synthesis,
-    finetune) trains the SAE once."""
 
 
 @dataclass
@@ -242,10 +194,12 @@ class TrainConfig:
     """Root of ``train.py`` and ``synthesize.py``."""
 
     stage: str = "experiment"
-    """What train.py runs: experiment (the whole chain) | sae (only the SAE)."""
+    """What train.py runs: experiment (the whole chain) | sae (only the SAE). A string, not an enum: the W&B job
+    type interpolates it (train.py refuses an unknown stage before anything loads)."""
     seed: int = 0
     backbone: BackboneConfig = MISSING
-    sae: SAEConfig = MISSING
+    sae: Any = MISSING
+    """``sae=`` option, on its architecture's schema (``fac_lightning.sae``)."""
     activations: ActivationsConfig = field(default_factory=ActivationsConfig)
     data: DataConfig = MISSING
     paths: PathsConfig = MISSING
@@ -258,7 +212,8 @@ class TrainConfig:
     synthesis: Any = MISSING
     """``synthesis=`` option, on its strategy's schema (``fac_lightning.synthesis``)."""
     prompts: Any = None
-    """``conf/prompts/<task>/<synthesis>.yaml``: the strategy's templates for this task (checked by the strategy)."""
+    """``conf/prompts/<task>/<synthesis option>.yaml``: the option's templates for this task (checked by the
+    strategy)."""
     finetune: Any = MISSING
     """``finetune=`` option, on its kind's schema (``fac_lightning.finetune``)."""
     benchmark: Any = MISSING
@@ -275,7 +230,7 @@ class TrainConfig:
 class EvaluateConfig(TrainConfig):
     """Root of ``evaluate.py``: the experiment's config plus what to evaluate."""
 
-    mode: str = "dataset"
+    mode: Mode = Mode.dataset
     """dataset (FAC + text metrics of ``dataset``) | features (feature cards) | benchmark (score ``model`` again) |
     leaderboard (table over ``runs``)."""
     dataset: str | None = None
@@ -312,12 +267,13 @@ def register_configs() -> None:
     from fac_lightning.finetune import FINETUNES
     from fac_lightning.generation import GENERATORS
     from fac_lightning.relevance import RELEVANCE
+    from fac_lightning.sae import SAE_ARCHITECTURES
     from fac_lightning.synthesis import STRATEGIES
 
     OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
-    for registry in (BENCHMARKS, FINETUNES, GENERATORS, RELEVANCE, STRATEGIES):
+    for registry in (BENCHMARKS, FINETUNES, GENERATORS, RELEVANCE, SAE_ARCHITECTURES, STRATEGIES):
         for name, schema in registry.schemas().items():
             cs.store(group=registry.group, name=name, node=schema)

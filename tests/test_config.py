@@ -107,7 +107,7 @@ def test_demo_is_the_table1_chain_with_smaller_budgets():
 def test_misspelled_key_fails_naming_it():
     with pytest.raises(ConfigCompositionException) as e:
         compose_config(["sae.kk=3"])
-    assert "sae.kk" in f"{e.value} {e.value.__cause__}" and "SAEConfig" in f"{e.value.__cause__}"
+    assert "sae.kk" in f"{e.value} {e.value.__cause__}" and "TopKConfig" in f"{e.value.__cause__}"
 
 
 def test_wrong_type_fails_naming_the_key():

@@ -2,7 +2,7 @@
 
 from fac_lightning.registry import Registry
 
-SAE_ARCHITECTURES = Registry("SAE architecture", "sae.architecture", __name__)
+SAE_ARCHITECTURES = Registry("SAE architecture", "sae.architecture", __name__, group="sae")
 
 
 def sae_class(architecture: str):

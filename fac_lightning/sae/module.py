@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from fac_lightning.activations import ActivationStream, TokenBatch, TokenizedCorpus
 from fac_lightning.backbone import Backbone
-from fac_lightning.config import SAEConfig
 from fac_lightning.hooks import capture_residual, edit_residual
 from fac_lightning.sae import sae_class
+from fac_lightning.sae.topk import TopKConfig
 
 
 def geometric_median(x_ND: torch.Tensor, iters: int = 100, tol: float = 1e-5) -> torch.Tensor:
@@ -39,7 +39,7 @@ def auto_lr(num_latents: int) -> float:
 
 
 class SAEModule(pl.LightningModule):
-    def __init__(self, cfg: SAEConfig, d_in: int, backbone: Backbone | None = None):
+    def __init__(self, cfg: TopKConfig, d_in: int, backbone: Backbone | None = None):
         super().__init__()
         # plain values (enums as their strings): a checkpoint must load under torch's weights-only unpickler
         self.save_hyperparameters({"sae": json.loads(json.dumps(asdict(cfg))), "d_in": d_in})

@@ -6,6 +6,8 @@ the K selected latents per token and the decoder is a sparse gather (``embedding
 """
 
 import json
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
@@ -61,7 +63,62 @@ class _TopKEncode(torch.autograd.Function):
         return grad_x, grad_W, grad_b, None
 
 
-@SAE_ARCHITECTURES.register("topk")
+class SAELoss(str, Enum):
+    fvu = "fvu"
+    normalized_mse = "normalized_mse"
+
+
+class BDecInit(str, Enum):
+    mean = "mean"
+    geometric_median = "geometric_median"
+    zeros = "zeros"
+
+
+@dataclass
+class TopKConfig:
+    architecture: str = "topk"
+    """Registered SAE architecture (``fac_lightning.sae``)."""
+    k: int = 32
+    """Active latents per token. sparsify / Gao et al. default 32; paper: 20."""
+    expansion_factor: int = 16
+    """Latents = expansion_factor * d_model when ``num_latents`` is 0. Paper: 2^16 / 4096 = 16."""
+    num_latents: int = 0
+    """Dictionary size; 0 = expansion_factor * d_model."""
+    init_b_dec: BDecInit = BDecInit.mean
+    """mean (sparsify; measured on par with sparsify's FVU) | geometric_median (Gao et al., dictionary_learning) |
+    zeros (SAELens)."""
+    normalize_decoder: bool = True
+    """Unit-norm decoder rows after every step, with the gradient component parallel to them removed first."""
+    loss: SAELoss = SAELoss.fvu
+    """fvu = sum||x-x_hat||^2 / sum||x-mean||^2 per batch (sparsify) | normalized_mse = mean_t ||x-x_hat||^2/||x||^2
+    (paper code, OpenAI)."""
+    auxk_coef: float = 0.03125
+    """AuxK loss weight, 1/32 (Gao et al. App. A.2, dictionary_learning). Paper: 0 (off)."""
+    k_aux: int = 0
+    """Dead latents used by AuxK; 0 = d_model // 2 (sparsify, dictionary_learning)."""
+    dead_tokens: int = 10_000_000
+    """A latent is dead after this many tokens without firing (Gao et al., sparsify, dictionary_learning)."""
+    lr: float | None = None
+    """Adam learning rate; None = 2e-4 / sqrt(num_latents / 2^14) (Gao et al. Fig. 3, sparsify). Paper: 1e-3."""
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 6.25e-10
+    """OpenAI sparse_autoencoder and the paper's code."""
+    lr_warmup_steps: int = 0
+    """Linear warm-up steps (sparsify: 1000 for long runs; 0 keeps tiny CPU runs simple)."""
+    batch_tokens: int = 4096
+    """Tokens per optimizer step (SAELens 4096; sparsify 65,536; paper 512 sequences ~ 90k tokens)."""
+    train_tokens: int = 2_000_000
+    """Token budget; the run takes train_tokens // batch_tokens steps."""
+    val_every_steps: int = 200
+    """Held-out FVU / CE-loss-recovered every this many steps (and at the end)."""
+    checkpoint_every_steps: int = 100
+    """Lightning checkpoint cadence; a killed run resumes from the last one."""
+    seed: int = 0
+    """SAE initialisation and data order. Separate from the run ``seed`` so that a sweep over seeds (synthesis,
+    finetune) trains the SAE once."""
+
+
+@SAE_ARCHITECTURES.register("topk", TopKConfig)
 class TopKSAE(nn.Module):
 
     def __init__(self, d_in: int, num_latents: int, k: int, k_aux: int = 0):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fac_lightning.artifacts import write_json_atomic
-from fac_lightning.config import DataConfig, Embedder
+from fac_lightning.config import DataConfig, Embedder, Mode
 from fac_lightning.data.conversations import infer_source, load_conversations
 from fac_lightning.evaluation.base import build_benchmark, run_benchmark
 from fac_lightning.features.cards import cards_markdown
@@ -118,12 +118,10 @@ def feature_space(cfg: DictConfig) -> FeatureSpace:
     return build_feature_space(cfg)
 
 
-MODES = {"dataset": lambda cfg: evaluate_dataset(cfg, feature_space(cfg)),
-         "features": lambda cfg: write_feature_cards(cfg, feature_space(cfg)),
-         "benchmark": benchmark_model, "leaderboard": build_leaderboard}
+MODES = {Mode.dataset: lambda cfg: evaluate_dataset(cfg, feature_space(cfg)),
+         Mode.features: lambda cfg: write_feature_cards(cfg, feature_space(cfg)),
+         Mode.benchmark: benchmark_model, Mode.leaderboard: build_leaderboard}
 
 
 def run_evaluate(cfg: DictConfig):
-    if cfg.mode not in MODES:
-        raise ValueError(f"mode={cfg.mode!r} is unknown; choose from {sorted(MODES)}")
     return MODES[cfg.mode](cfg)

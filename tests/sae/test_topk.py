@@ -1,8 +1,7 @@
 import torch
 
-from fac_lightning.config import SAEConfig
 from fac_lightning.sae.module import SAEModule, geometric_median
-from fac_lightning.sae.topk import TopKSAE, load_sae
+from fac_lightning.sae.topk import TopKConfig, TopKSAE, load_sae
 
 
 def test_topk_keeps_exactly_k():
@@ -51,7 +50,7 @@ def synthetic_activations(n: int = 4096, d: int = 24, atoms: int = 64, seed: int
 
 
 def module_for(d: int, **overrides) -> SAEModule:
-    module = SAEModule(SAEConfig(**{"k": 4, "num_latents": 128, "lr": 3e-3, **overrides}), d_in=d)
+    module = SAEModule(TopKConfig(**{"k": 4, "num_latents": 128, "lr": 3e-3, **overrides}), d_in=d)
     module.log_dict = lambda *a, **k: None  # outside a Trainer
     return module
 

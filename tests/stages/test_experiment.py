@@ -67,6 +67,9 @@ def test_every_finetune_kind_saves_a_model_that_loads_with_one_call(tiny_llama_d
                        "paths.output_dir=" + str(tmp_path / "rescored"), config_name="evaluate")
     rescored = evaluate.run_evaluate(ecfg)
     assert rescored["metrics"]["auprc"] == pytest.approx(result["benchmark"]["metrics"]["auprc"], abs=1e-6)
+    ecfg.benchmark = compose_config(["benchmark=moderation", "benchmark.limit=16"]).benchmark  # every benchmark
+    moderation = evaluate.run_evaluate(ecfg)
+    assert (moderation["name"], moderation["examples"]) == ("moderation", 16) and moderation["source_rows"] > 700
 
 
 def test_finetune_loss_reaches_the_logger(tiny_llama_dir, tmp_path):
