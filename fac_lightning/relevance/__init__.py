@@ -20,6 +20,17 @@ class RelevanceConfig:
     """Registered method (``fac_lightning.relevance``)."""
 
 
+class RelevanceMethod:
+    uses_generator = False
+    """Whether it asks a generator (then the generator config is part of its cache key)."""
+
+    def __init__(self, cfg: RelevanceConfig):
+        self.cfg = cfg
+
+    def select(self, anchor, labels, delta, rubric, make_generator, cache_file) -> tuple[np.ndarray, dict[int, dict]]:
+        raise NotImplementedError
+
+
 def select_relevant(cfg: RelevanceConfig, anchor, labels: np.ndarray, delta: float, rubric: str,
                     make_generator: Callable, cache_file: str | Path) -> tuple[np.ndarray, dict[int, dict]]:
     """Relevant features R and their records, by the configured method."""

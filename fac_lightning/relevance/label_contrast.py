@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from fac_lightning.features.table import FeatureTable
-from fac_lightning.relevance import RELEVANCE, RelevanceConfig
+from fac_lightning.relevance import RELEVANCE, RelevanceConfig, RelevanceMethod
 
 
 @dataclass
@@ -29,11 +29,7 @@ class LabelContrastConfig(RelevanceConfig):
 
 
 @RELEVANCE.register("label_contrast", LabelContrastConfig)
-class LabelContrast:
-    uses_generator = False
-    def __init__(self, cfg: LabelContrastConfig):
-        self.cfg = cfg
-
+class LabelContrast(RelevanceMethod):
     def select(self, anchor, labels, delta, rubric, make_generator, cache_file):
         relevant, stats_ = label_contrast(anchor, labels, delta, self.cfg.fdr, self.cfg.min_positive,
                                           self.cfg.min_log_odds)

@@ -14,7 +14,7 @@ import numpy as np
 
 from fac_lightning.features.table import Span
 from fac_lightning.generation import Generator, SamplingParams
-from fac_lightning.relevance import RELEVANCE, RelevanceConfig
+from fac_lightning.relevance import RELEVANCE, RelevanceConfig, RelevanceMethod
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,11 @@ class LLMJudgeConfig(RelevanceConfig):
 
 
 @RELEVANCE.register("llm_judge", LLMJudgeConfig)
-class LLMJudgeRelevance:
+class LLMJudgeRelevance(RelevanceMethod):
     """The paper's chain: explain each frequent anchor feature from its spans, verify, then judge it against the
     task rubric; verdicts are cached per feature so an interrupted judge resumes."""
 
     uses_generator = True
-
-    def __init__(self, cfg: LLMJudgeConfig):
-        self.cfg = cfg
 
     def select(self, anchor, labels, delta, rubric, make_generator, cache_file):
         judge = LLMJudge(make_generator(), rubric, self.cfg.spans_shown, self.cfg.max_new_tokens, cache_file)
