@@ -97,7 +97,7 @@ def test_fac_paper_preset():
 def test_demo_is_the_table1_chain_with_smaller_budgets():
     demo, table1 = compose_config(["experiment=demo"]), compose_config(["experiment=toxicity_table1"])
     assert demo.sae == table1.sae and demo.task == table1.task and demo.n_samples == table1.n_samples == 50
-    assert demo.benchmark.name == table1.benchmark.name == "toxicchat"
+    assert demo.benchmark.name == table1.benchmark.name == "toxicchat" and demo.finetune == table1.finetune
     assert (demo.synthesis.n, demo.synthesis.m, demo.synthesis.feature_ratio, demo.synthesis.max_passes,
             demo.benchmark.limit) == (2, 2, 0.6, 4, 500)
     assert (table1.synthesis.n, table1.synthesis.m, table1.synthesis.feature_ratio, table1.synthesis.max_passes,
