@@ -113,6 +113,13 @@ class SourceConfig:
     skip_unlabelled: bool = False
     """Skip rows whose label fields are all missing (the moderation set marks unknown that way); otherwise such a
     row is an error naming it."""
+    rejected_field: str | None = None
+    """Preference-pair sources: the column holding the rejected conversation (``field`` holds the chosen one, in
+    the same ``format``). Each row is then one pair: chosen and rejected share their history and differ in the last
+    assistant turn; a row that is not such a pair is an error naming it."""
+    skip_invalid: bool = False
+    """Preference-pair sources: skip (and log, by row) the rows that are not pairs instead of failing on them (for
+    public sets with known bad rows, e.g. HH-RLHF's empty or identical final answers)."""
 
 
 @dataclass
@@ -172,7 +179,11 @@ class TaskConfig:
     background_rows: int = 0
     """Rows drawn from ``background_part`` (paper §3.1: about 1,000 safe)."""
     min_words: int = 5
+    """Shortest user message (``RowFormat.query``) a synthetic row may have, in words."""
     max_words: int = 60
+    max_new_tokens: int = 64
+    """Tokens a generator may write for one row, unless the synthesis option sets its own (a 60-word query is ~80
+    tokens, most far shorter; a preference pair's two transcripts as JSON take several hundred)."""
 
     REQUIRED_PARTS = ("anchor_positive", "anchor_negative", "seed")
 

@@ -7,13 +7,26 @@ and CI never touch the hub.
 
 import gzip
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from fac_lightning.config import SourceConfig
 
+log = logging.getLogger(__name__)
+
 Conversation = list[dict[str, str]]
+
+
+class Example(NamedTuple):
+    """One real example of a source: a conversation and the source's label; for a preference-pair source the
+    conversation is the chosen one and ``rejected`` the other."""
+
+    conversation: Conversation
+    label: int | None
+    rejected: Conversation | None = None
 
 _DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -64,9 +77,10 @@ def parse_hh_transcript(text: str) -> Conversation:
     return messages
 
 
-def row_to_conversation(row: dict, source: SourceConfig) -> Conversation:
-    """Convert one raw row to a conversation, raising ``KeyError``/``TypeError`` on a malformed row."""
-    field = source.field or _DEFAULT_FIELD[source.format]
+def row_to_conversation(row: dict, source: SourceConfig, field: str | None = None) -> Conversation:
+    """Convert one raw row to a conversation (from ``field``, default the source's), raising ``KeyError`` /
+    ``TypeError`` on a malformed row."""
+    field = field or source.field or _DEFAULT_FIELD[source.format]
     if source.format == "messages":
         return [{"role": m["role"], "content": str(m["content"])} for m in row[field] if m["role"] != "system"]
     if source.format == "hh_transcript":
@@ -114,41 +128,86 @@ def local_file(source: SourceConfig, data_dir: str | Path) -> Path | None:
     return Path(data_dir) / source.local_path if source.local_path else None
 
 
-def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
-    """Raw rows of a source (``where`` filtered, then skip_rows / max_rows) and where they came from: the local
-    mirror if present, else the hub."""
+def source_origin(source: SourceConfig, data_dir: str | Path) -> str:
+    """Where a source's rows come from: its local mirror file if present (or if it names no hub id), else the hub."""
     path = local_file(source, data_dir)
     if path is not None and (path.exists() or not source.hub_id):
-        rows, origin = list(read_rows(path)), str(path)
-    elif not source.hub_id:
+        return str(path)
+    if not source.hub_id:
         raise DataError(f"source {source.name!r} names neither local_path nor hub_id")
+    return f"hub:{source.hub_id}"
+
+
+def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
+    """Raw rows of a source (``where`` filtered, then skip_rows / max_rows) and where they came from."""
+    origin = source_origin(source, data_dir)
+    if not origin.startswith("hub:"):
+        rows = list(read_rows(Path(origin)))
     else:
         import datasets
 
         rows = list(datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir,
                                           split=source.split))
-        origin = f"hub:{source.hub_id}"
     if source.where:
         rows = [r for r in rows if all(str(field_value(r, k)) == str(v) for k, v in source.where.items())]
     rows = rows[source.skip_rows :]
     return rows[: source.max_rows], origin
 
 
-def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conversation]:
-    """All conversations of a source; a malformed row fails with the file and row number named."""
+def pair_problem(chosen: Conversation, rejected: Conversation) -> str | None:
+    """Why two conversations are not a preference pair (strict user/assistant alternation ending in an assistant
+    turn, the same turns and history, different final answers), or None."""
+    for turns in (chosen, rejected):
+        roles = [m["role"] for m in turns]
+        if not roles or roles[-1] != "assistant" or roles != ["user", "assistant"] * (len(roles) // 2):
+            return "bad_turn_alternation"
+    if len(chosen) != len(rejected):
+        return "turn_count_mismatch"
+    if chosen[:-1] != rejected[:-1]:
+        return "history_mismatch"
+    if " ".join(chosen[-1]["content"].split()) == " ".join(rejected[-1]["content"].split()):
+        return "identical_answers"
+    return None
+
+
+def load_examples(source: SourceConfig, data_dir: str | Path) -> list[Example]:
+    """All examples of a source; a malformed row (or, for a pair source, a row that is not a pair) fails with the
+    file and row number named."""
     rows, origin = load_rows(source, data_dir)
-    conversations = []
-    for i, row in enumerate(rows, start=source.skip_rows + 1):
+    examples, skipped = [], []
+
+    def conversation_of(row: dict, i: int, field: str | None = None) -> Conversation:
         try:
-            conversation = row_to_conversation(row, source)
+            conversation = row_to_conversation(row, source, field)
         except (KeyError, TypeError) as e:
             raise DataError(f"{origin}: row {i} of source {source.name!r} is malformed for format "
                             f"{source.format!r} (missing or bad field {e})") from e
-        if source.first_user_turn:
-            conversation = conversation[:1]
-        if conversation and conversation[0]["content"]:
-            conversations.append(conversation)
-    return conversations
+        return conversation[:1] if source.first_user_turn else conversation
+
+    for i, row in enumerate(rows, start=source.skip_rows + 1):
+        conversation = conversation_of(row, i)
+        if not source.rejected_field:
+            if conversation and conversation[0]["content"]:
+                examples.append(Example(conversation, source.label))
+            continue
+        rejected = conversation_of(row, i, source.rejected_field)
+        problem = pair_problem(conversation, rejected)
+        if problem is None:
+            examples.append(Example(conversation, source.label, rejected))
+        elif source.skip_invalid:
+            skipped.append(f"{i} ({problem})")
+        else:
+            raise DataError(f"{origin}: row {i} of source {source.name!r} is not a preference pair ({problem}; "
+                            f"fields {source.field!r} / {source.rejected_field!r}); skip_invalid: true skips such rows")
+    if skipped:
+        log.info("source %s: skipped %d rows that are not preference pairs: rows %s", source.name, len(skipped),
+                 ", ".join(skipped))
+    return examples
+
+
+def load_conversations(source: SourceConfig, data_dir: str | Path) -> list[Conversation]:
+    """All conversations of a source (the chosen ones of a pair source)."""
+    return [e.conversation for e in load_examples(source, data_dir)]
 
 
 _BINARY = {0: 0, 1: 1, "0": 0, "1": 1}

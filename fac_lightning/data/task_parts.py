@@ -7,18 +7,12 @@ option reads (e.g. a mirror-only training pool) is never loaded by the others.""
 
 import json
 import logging
-from typing import NamedTuple
 
 from fac_lightning.artifacts import config_hash
 from fac_lightning.config import TaskConfig
-from fac_lightning.data.conversations import Conversation, load_conversations
+from fac_lightning.data.conversations import Example, load_examples
 
 log = logging.getLogger(__name__)
-
-
-class Example(NamedTuple):
-    conversation: Conversation
-    label: int | None
 
 
 _LOADED: dict[str, dict[str, list[Example]]] = {}
@@ -54,13 +48,13 @@ def load_parts(task: TaskConfig, names: list[str], data_dir) -> dict[str, list[E
         spec = task.parts[part]
         kept, repeated = [], 0
         for source in spec.sources:
-            for conversation in load_conversations(source, data_dir):
-                key = json.dumps(conversation, sort_keys=True)
+            for example in load_examples(source, data_dir):
+                key = json.dumps(example.conversation, sort_keys=True)  # a pair's: the chosen one
                 if key in seen:
                     repeated += 1
                 else:
                     seen.add(key)
-                    kept.append(Example(conversation, source.label))
+                    kept.append(example)
         if repeated:
             log.info("task %s, %s: dropped %d conversations already in this or an earlier part", task.name, part,
                      repeated)

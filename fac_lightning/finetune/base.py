@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import MISSING, DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
 
 from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.config import BackboneConfig, component_config
 from fac_lightning.finetune import FINETUNES
-from fac_lightning.trainer import remove_checkpoints
+from fac_lightning.trainer import fit, remove_checkpoints, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,20 @@ class Finetune:
     def load(self, folder: Path, backbone: Backbone):
         """The trained model saved in ``folder``."""
         raise NotImplementedError
+
+
+def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: DataLoader, work: Path, run_cfg: DictConfig,
+                 logger) -> None:
+    """Fit through the one Trainer builder for ``cfg.epochs``, checkpointing every epoch in ``work`` (a killed fit
+    resumes from its last finished epoch)."""
+    checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1)
+    trainer = fit(run_cfg, module, data, work, logger, checkpoint, max_epochs=cfg.epochs,
+                  accumulate_grad_batches=cfg.accumulate_grad_batches,
+                  precision=resolve_precision(cfg.precision, run_cfg.trainer.accelerator),
+                  num_sanity_val_steps=0, limit_val_batches=0)
+    if trainer.current_epoch < cfg.epochs:
+        raise RuntimeError(f"finetune stopped at epoch {trainer.current_epoch}; rerun to resume from "
+                           f"{work / 'last.ckpt'}")
 
 
 def build_finetune(cfg: DictConfig | dict) -> Finetune:

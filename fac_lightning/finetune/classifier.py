@@ -12,25 +12,21 @@ norm, scored by a linear head, exactly as transformers' ``*ForSequenceClassifica
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import ModelCheckpoint
-from rich.progress import track
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import AutoModelForSequenceClassification
 
-from fac_lightning.activations import collate
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.finetune import FINETUNES
-from fac_lightning.finetune.base import Finetune, FinetuneConfig
-from fac_lightning.trainer import fit, resolve_precision
+from fac_lightning.finetune.base import Finetune, FinetuneConfig, fit_finetune
+from fac_lightning.finetune.pooled import padded, pooled_states
 
 
 @dataclass
@@ -60,34 +56,6 @@ class ClassifierLoraConfig(FinetuneConfig):
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return [encode_chat(tokenizer, [{"role": "user", "content": t}], max_length) for t in texts]
-
-
-def padded(tokenizer, sequences: list[list[int]]):
-    batch = collate(sequences, tokenizer.pad_token_id, torch.zeros(0, dtype=torch.long), 0)
-    return batch.input_ids_BT, batch.attention_mask_BT
-
-
-_POOLED: dict[tuple, torch.Tensor] = {}
-"""Pooled states computed in this process, by (model path, dtype, token ids): in a sweep (one process) the frozen
-backbone runs over the benchmark and the safe training examples once, not once per run."""
-
-
-@torch.inference_mode()
-def pooled_states(backbone, sequences: list[list[int]], batch_size: int) -> torch.Tensor:
-    """(N, D) final-norm hidden state of each sequence's last token (what the classification head sees); batches are
-    formed by length to limit padding."""
-    model_key = (backbone.path, str(backbone.model.dtype))
-    todo = sorted({tuple(s) for s in sequences} - {ids for key, ids in _POOLED if key == model_key}, key=len)
-    for start in track(range(0, len(todo), batch_size), description="pooled states"):
-        rows = [list(ids) for ids in todo[start : start + batch_size]]
-        ids_BT, mask_BT = padded(backbone.tokenizer, rows)
-        hidden_BTD = backbone.model.model(input_ids=ids_BT.to(backbone.device),
-                                          attention_mask=mask_BT.to(backbone.device)).last_hidden_state
-        last_B = mask_BT.sum(1) - 1
-        states_BD = hidden_BTD[torch.arange(len(last_B)), last_B.to(backbone.device)].float().cpu()
-        for ids, state_D in zip(todo[start : start + batch_size], states_BD, strict=True):
-            _POOLED[model_key, ids] = state_D
-    return torch.stack([_POOLED[model_key, tuple(s)] for s in sequences])
 
 
 class HeadOnlyClassifier(pl.LightningModule):
@@ -170,16 +138,6 @@ class ClassifierFinetune(Finetune):
     consumes = ("query",)
     produces = "classifier"
 
-    def fit_module(self, module: pl.LightningModule, data: TensorDataset, work: Path, run_cfg, logger) -> None:
-        checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1)
-        trainer = fit(run_cfg, module, DataLoader(data, batch_size=self.cfg.batch_size, shuffle=True), work, logger,
-                      checkpoint, max_epochs=self.cfg.epochs, accumulate_grad_batches=self.cfg.accumulate_grad_batches,
-                      precision=resolve_precision(self.cfg.precision, run_cfg.trainer.accelerator),
-                      num_sanity_val_steps=0, limit_val_batches=0)
-        if trainer.current_epoch < self.cfg.epochs:
-            raise RuntimeError(f"finetune stopped at epoch {trainer.current_epoch}; rerun to resume from "
-                               f"{work / 'last.ckpt'}")
-
 
 @FINETUNES.register("classifier_head", ClassifierHeadConfig)
 class ClassifierHead(ClassifierFinetune):
@@ -188,7 +146,8 @@ class ClassifierHead(ClassifierFinetune):
         module = HeadOnlyClassifier(backbone.d_model, self.cfg)
         states = pooled_states(backbone, encode_texts(backbone.tokenizer, texts, self.cfg.max_length),
                                self.cfg.inference_batch_size)
-        self.fit_module(module, TensorDataset(states, y), work, run_cfg, logger)
+        fit_finetune(self.cfg, module, DataLoader(TensorDataset(states, y), batch_size=self.cfg.batch_size,
+                                                 shuffle=True), work, run_cfg, logger)
         save_file(module.score.state_dict(), work / "head.safetensors")
 
     def load(self, folder, backbone):
@@ -204,7 +163,8 @@ class ClassifierLora(ClassifierFinetune):
         texts, y = labelled(rows)
         module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg)
         ids, mask = padded(backbone.tokenizer, encode_texts(backbone.tokenizer, texts, self.cfg.max_length))
-        self.fit_module(module, TensorDataset(ids, mask, y), work, run_cfg, logger)
+        fit_finetune(self.cfg, module, DataLoader(TensorDataset(ids, mask, y), batch_size=self.cfg.batch_size,
+                                                 shuffle=True), work, run_cfg, logger)
         module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):

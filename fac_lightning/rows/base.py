@@ -6,7 +6,7 @@ message length and duplicate checks look at (``query``), how the row is shown ba
 answer (``demo``), and what makes a stored row malformed (``invalid``).
 """
 
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.conversations import Conversation, Example
 
 
 class RowFormat:
@@ -20,8 +20,8 @@ class RowFormat:
         """A parsed candidate as a row (labelled formats add the task's label)."""
         return fields
 
-    def from_example(self, conversation: Conversation, label: int | None) -> dict:
-        """A real example (a conversation from a task part, and its source's label) as a row."""
+    def from_example(self, example: Example) -> dict:
+        """A real example (a task part's conversation or pair, with its source's label) as a row."""
         raise NotImplementedError
 
     def measured(self, row: dict, label: int) -> bool:
@@ -39,6 +39,10 @@ class RowFormat:
 
     def demo(self, row: dict) -> str:
         """The row written the way the task's template asks the generator to write it (a demonstration answer)."""
+        raise NotImplementedError
+
+    def conversation_demo(self, conversation: Conversation) -> str:
+        """One real conversation (an anchor sample, which is not a whole row) shown to the generator as an answer."""
         raise NotImplementedError
 
     def invalid(self, row: dict) -> str | None:

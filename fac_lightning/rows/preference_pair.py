@@ -7,7 +7,7 @@ similar length, and a rejected answer that is not a lazy refusal."""
 import json
 import re
 
-from fac_lightning.data.conversations import Conversation, parse_hh_transcript
+from fac_lightning.data.conversations import Conversation, pair_problem, parse_hh_transcript
 from fac_lightning.rows import ROW_FORMATS
 from fac_lightning.rows.base import RowFormat
 
@@ -25,17 +25,9 @@ def transcript(conversation: Conversation) -> str:
 
 def pair_from_transcripts(chosen: Conversation, rejected: Conversation) -> tuple[dict | None, str | None]:
     """A row from two conversations that share their history, or the reason they do not make one."""
-    for turns in (chosen, rejected):
-        roles = [m["role"] for m in turns]
-        if not roles or roles[-1] != "assistant" or roles != ["user", "assistant"] * (len(roles) // 2):
-            return None, "bad_turn_alternation"
-    if len(chosen) != len(rejected):
-        return None, "turn_count_mismatch"
-    if chosen[:-1] != rejected[:-1]:
-        return None, "history_mismatch"
-    good, bad = chosen[-1]["content"], rejected[-1]["content"]
-    if " ".join(good.split()) == " ".join(bad.split()):
-        return None, "identical_answers"
+    problem = pair_problem(chosen, rejected)
+    if problem:
+        return None, problem
     return {"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}, None
 
 
@@ -62,9 +54,14 @@ class PreferencePair(RowFormat):
             return None, "lazy_refusal"
         return row, None
 
-    def from_example(self, conversation, label):
-        raise ValueError("preference_pair rows cannot be made from a task part: a source yields one conversation per "
-                         "row, a pair needs two (seed_only / full_dataset need a pair source)")
+    def from_example(self, example):
+        if example.rejected is None:
+            raise ValueError("preference_pair rows need a pair source: give the task part's source a "
+                             "`rejected_field` (the column of the rejected conversation)")
+        row, problem = pair_from_transcripts(example.conversation, example.rejected)
+        if row is None:
+            raise ValueError(f"not a preference pair ({problem})")
+        return row
 
     def query(self, row):
         return row["prompt"][-1]["content"]
@@ -75,6 +72,9 @@ class PreferencePair(RowFormat):
     def demo(self, row):
         return json.dumps({"chosen": transcript(row["prompt"] + row["chosen"]),
                            "rejected": transcript(row["prompt"] + row["rejected"])})
+
+    def conversation_demo(self, conversation):
+        return transcript(conversation)
 
     def invalid(self, row):
         for key in ("prompt", "chosen", "rejected"):

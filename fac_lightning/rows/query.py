@@ -40,10 +40,10 @@ class Query(RowFormat):
     def finish(self, fields, label):
         return {**fields, "label": label}
 
-    def from_example(self, conversation, label):
-        if label is None:
+    def from_example(self, example):
+        if example.label is None:
             raise ValueError("query rows need a label: give the source a `label` (e.g. label: 1)")
-        return {"text": conversation[0]["content"], "label": int(label)}
+        return {"text": example.conversation[0]["content"], "label": int(example.label)}
 
     def measured(self, row, label):
         return row["label"] == label
@@ -56,6 +56,9 @@ class Query(RowFormat):
 
     def demo(self, row):
         return row["text"]
+
+    def conversation_demo(self, conversation):
+        return conversation[0]["content"]
 
     def invalid(self, row):
         if not isinstance(row.get("text"), str) or not row["text"].strip():

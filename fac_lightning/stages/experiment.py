@@ -60,7 +60,7 @@ def background_rows(cfg: DictConfig, strategy: Strategy) -> list[dict]:
         return []
     examples = task_part(task, task.background_part, cfg.paths.data_dir)
     drawn = random.Random(cfg.seed).sample(examples, min(task.background_rows, len(examples)))
-    return [strategy.format.from_example(e.conversation, e.label) for e in drawn]
+    return [strategy.format.from_example(e) for e in drawn]
 
 
 def run_overrides() -> list[str]:

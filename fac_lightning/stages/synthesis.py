@@ -60,13 +60,15 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, w
     started = time.time()
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
     space = build_feature_space(cfg, backbone)
-    seed = [e.conversation for e in task_part(strategy.task, "seed", cfg.paths.data_dir)]
-    missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
+    seed = task_part(strategy.task, "seed", cfg.paths.data_dir)
+    seed_rows = [strategy.format.from_example(e) for e in seed]
+    missing = space.missing(space.table(f"{cfg.task.name}-seed", [e.conversation for e in seed], cfg))
     scorer = FeatureScorer(backbone, space.sae, cfg.features.positions, cfg.features.topk_per_token,
                            batch_size=cfg.features.batch_size, max_length=backbone.cfg.max_length)
     context = SynthesisContext(
         delta=space.delta, missing=[int(f) for f in missing], records=space.records, spans=space.anchor.spans,
-        anchor_texts=[c[0]["content"] for c in anchor_set(cfg)[0]], seed_texts=[c[0]["content"] for c in seed],
+        anchor_demos=[strategy.format.conversation_demo(c) for c in anchor_set(cfg)[0]],
+        seed_demos=[strategy.format.demo(r) for r in seed_rows], seed_texts=[strategy.format.query(r) for r in seed_rows],
         scorer=scorer, tokenizer=backbone.tokenizer, data_dir=cfg.paths.data_dir)
     generator = (build_generator(component_config(cfg.generator, GENERATORS), backbone)
                  if strategy.generative else None)

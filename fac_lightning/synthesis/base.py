@@ -40,8 +40,8 @@ class GenerativeConfig(SynthesisConfig):
     """Paper default 0.8 (App. I.2)."""
     top_p: float = 0.9
     """Paper default 0.9."""
-    max_new_tokens: int = 64
-    """A 60-word query is ~80 tokens; most are far shorter."""
+    max_new_tokens: int | None = None
+    """Tokens per generated candidate; None = the task's ``max_new_tokens`` (what one of its rows needs)."""
     near_duplicate_rouge: float = 0.7
     """Candidates with ROUGE-L F1 above this against a kept row are near-duplicates (Self-Instruct's filter)."""
     min_distinct_3: float = 0.6
@@ -185,7 +185,8 @@ class Strategy:
 
     def params(self, unit: int, n: int = 1) -> SamplingParams:
         return SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                              max_new_tokens=self.cfg.max_new_tokens, n=n, seed=self.seed * 100_003 + unit)
+                              max_new_tokens=self.cfg.max_new_tokens or self.task.max_new_tokens, n=n,
+                              seed=self.seed * 100_003 + unit)
 
     def chat(self, user: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.prompts.system}, {"role": "user", "content": user}]

@@ -17,8 +17,13 @@ class SynthesisContext:
     """Relevance evidence per feature (judge explanations when relevance=llm_judge)."""
     spans: dict
     """Top-activating anchor spans per feature."""
-    anchor_texts: list[str]
+    anchor_demos: list[str]
+    """Each anchor sample written as the task's template writes a row (``RowFormat.conversation_demo``), indexed as
+    the spans' ``sample``."""
+    seed_demos: list[str]
+    """Each seed row as a demonstration answer (``RowFormat.demo``)."""
     seed_texts: list[str]
+    """Each seed row's user message (``RowFormat.query``: novelty checks)."""
     scorer: FeatureScorer
     tokenizer: object
     """The backbone's tokenizer (Magpie renders its chat template)."""

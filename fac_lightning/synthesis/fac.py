@@ -98,7 +98,7 @@ class FACStrategy(Strategy):
 
     def fallback_positive(self, feature: int) -> str:
         spans = self.context.spans.get(feature, [])
-        return self.context.anchor_texts[spans[0].sample] if spans else self.context.seed_texts[0]
+        return self.context.anchor_demos[spans[0].sample] if spans else self.context.seed_demos[0]
 
     def step2_chat(self, step1_prompt: str, positive: str, negative: str) -> list[dict[str, str]]:
         return [*self.chat(step1_prompt), {"role": "assistant", "content": negative},
@@ -181,5 +181,5 @@ class FACStrategy(Strategy):
             positive, source, best = self.fallback_positive(feature), "anchor_fallback", -1
         weaker = [i for i in np.argsort(scores, kind="stable") if best < 0 or scores[i] < scores[best]]
         negative = (self.format.demo(parsed[weaker[0]][1]) if weaker
-                    else self.context.seed_texts[unit % len(self.context.seed_texts)])
+                    else self.context.seed_demos[unit % len(self.context.seed_demos)])
         return positive, negative, source

@@ -1,13 +1,24 @@
 """Magpie (Xu et al. 2024): give the aligned model only its chat template's pre-query prefix (optionally after a
-task system prompt) and let it write the user query itself."""
+task system prompt) and let it write the user query itself.
 
-from dataclasses import dataclass
+For preference pairs, Magpie's DPO recipe follows: the query, then ``responses`` sampled answers to it, ranked;
+the best is chosen, the worst rejected. Magpie ranks with a reward model (ArmoRM, 5 responses); none exists here,
+so the generator ranks two answers as a pairwise judge (``prompts.judge``), greedy, and a verdict that names
+neither answer discards the query. The pair then passes the same checks as every synthetic pair."""
+
+import json
+import re
+from dataclasses import dataclass, replace
 
 from fac_lightning.chat import format_chat
+from fac_lightning.generation import SamplingParams
+from fac_lightning.rows.preference_pair import transcript
+from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
 
 _MARK = "\x00USER_MESSAGE\x00"
+_VERDICT = re.compile(r"\b([AB])\b")
 
 
 def pre_query_template(tokenizer, system: str | None) -> str:
@@ -20,22 +31,53 @@ def pre_query_template(tokenizer, system: str | None) -> str:
 class MagpieConfig(GenerativeConfig):
     top_p: float = 1.0
     """Magpie's Llama-3.1 script: T=0.8, top-p 1.0 for instructions."""
+    query_max_new_tokens: int = 64
+    """Pair tasks: tokens for the query (the answers get the task's ``max_new_tokens`` / 2 each)."""
 
 
 @dataclass
 class MagpiePrompts:
     system: str | None = None
     """System prompt placed before the bare user prefix (None = the template's default)."""
+    judge: str | None = None
+    """Pair tasks: asks which of two answers is better; placeholders {question}, {answer_a}, {answer_b}; the reply
+    is read for a standalone A or B."""
 
 
 @STRATEGIES.register("magpie", MagpieConfig)
 class MagpieStrategy(Strategy):
     Prompts = MagpiePrompts
+    row_formats = ("query", "preference_pair")
 
     def start(self) -> None:
         self.pre_query = pre_query_template(self.context.tokenizer, self.prompts.system)
+        if self.task.row_format == "preference_pair" and not self.prompts.judge:
+            raise ValueError(f"synthesis=magpie on pair task {self.task.name!r} needs prompts.judge "
+                             f"(conf/prompts/{self.task.name}/magpie.yaml)")
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         texts = [self.pre_query] * self.cfg.prompts_per_call
+        if self.task.row_format == "preference_pair":
+            return self.run_pair_unit(unit, writer, texts)
         for (raw,) in self.generator.complete(texts, self.params(unit)):
             writer.offer(raw, self.provenance(unit, self.pre_query))
+
+    def run_pair_unit(self, unit: int, writer: RowWriter, texts: list[str]) -> None:
+        query_params = replace(self.params(unit), max_new_tokens=self.cfg.query_max_new_tokens)
+        queries = [q for q in (clean_query(raw) for (raw,) in self.generator.complete(texts, query_params)) if q]
+        writer.reject("empty", len(texts) - len(queries))
+        answer_params = replace(self.params(unit + 1_000_000, n=2), max_new_tokens=self.task.max_new_tokens // 2)
+        answers = self.generator.generate([[{"role": "user", "content": q}] for q in queries], answer_params)
+        judge_chats = [[{"role": "user", "content": self.prompts.judge.format(question=q, answer_a=a, answer_b=b)}]
+                       for q, (a, b) in zip(queries, answers)]
+        verdicts = self.generator.generate(judge_chats, SamplingParams(temperature=0.0, max_new_tokens=8))
+        for query, (a, b), (verdict,) in zip(queries, answers, verdicts):
+            letter = _VERDICT.search(verdict)
+            if letter is None:
+                writer.reject("judge_no_verdict")
+                continue
+            chosen, rejected = (a, b) if letter.group(1) == "A" else (b, a)
+            user = [{"role": "user", "content": query}]
+            raw = json.dumps({"chosen": transcript([*user, {"role": "assistant", "content": chosen.strip()}]),
+                              "rejected": transcript([*user, {"role": "assistant", "content": rejected.strip()}])})
+            writer.offer(raw, self.provenance(unit, self.pre_query, judge_verdict=verdict))

@@ -21,7 +21,7 @@ class RealDataConfig(SynthesisConfig):
 
 class RealData(Strategy):
     generative = False
-    row_formats = ("query",)
+    row_formats = ("query", "preference_pair")
     """Formats whose rows a task part's examples make (``RowFormat.from_example``)."""
 
     def __init__(self, *args):
@@ -33,13 +33,13 @@ class RealData(Strategy):
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         for example in task_part(self.task, self.cfg.part, self.context.data_dir):
-            writer.keep({**self.format.from_example(example.conversation, example.label),
+            writer.keep({**self.format.from_example(example),
                          "provenance": {"strategy": self.name, "part": self.cfg.part}})
 
 
 @dataclass
 class FullDatasetConfig(RealDataConfig):
-    part: str = "train_positive_full"
+    part: str = "full_dataset"
 
 
 @STRATEGIES.register("seed_only", RealDataConfig)

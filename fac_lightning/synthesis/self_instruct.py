@@ -1,5 +1,10 @@
 """Self-Instruct, Alpaca variant (Taori et al. 2023): a numbered list of seed demonstrations plus generated ones, the
-model writes the next item; ROUGE-L novelty filter (< 0.7 against seeds and kept rows) and the keyword blacklist."""
+model writes the next item; ROUGE-L novelty filter (< 0.7 against seeds and kept rows) and the keyword blacklist.
+
+Every demonstration is a whole row as the task's template writes it (``RowFormat.demo``): a query for toxicity; for
+preference pairs the JSON ``{"chosen", "rejected"}`` of a seed pair, so the model writes a new pair (Self-Instruct
+generates instructions, then their instances; here one item holds the question and both answers). The novelty
+filter and the blacklist look at the item's user message."""
 
 import random
 from dataclasses import dataclass
@@ -7,7 +12,6 @@ from dataclasses import dataclass
 from omegaconf import MISSING
 from rouge_score import rouge_scorer
 
-from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
 
@@ -44,12 +48,12 @@ class SelfInstructStrategy(Strategy):
     Prompts = SelfInstructPrompts
 
     def start(self) -> None:
-        if not self.context.seed_texts:
+        if not self.context.seed_demos:
             raise ValueError("synthesis=self_instruct needs the task's seed part for its demonstrations")
         self.rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
     def prompt(self, rng: random.Random, generated: list[str]) -> str:
-        demos = rng.sample(self.context.seed_texts, min(self.cfg.seed_demos, len(self.context.seed_texts)))
+        demos = rng.sample(self.context.seed_demos, min(self.cfg.seed_demos, len(self.context.seed_demos)))
         demos += rng.sample(generated, min(self.cfg.generated_demos, len(generated)))
         rng.shuffle(demos)
         examples = "\n".join(f"{i + 1}. {d}" for i, d in enumerate(demos))
@@ -57,10 +61,12 @@ class SelfInstructStrategy(Strategy):
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         rng = random.Random(self.seed * 100_003 + unit)
-        prompts = [self.prompt(rng, writer.texts()) for _ in range(self.cfg.prompts_per_call)]
+        generated = [self.format.demo(r) for r in writer.rows + writer.pending]
+        prompts = [self.prompt(rng, generated) for _ in range(self.cfg.prompts_per_call)]
         outputs = self.generator.generate([self.chat(p) for p in prompts], self.params(unit))
         for prompt, (raw,) in zip(prompts, outputs):
-            text = clean_query(raw)
+            fields, _ = self.format.parse(raw)  # an unparseable one is rejected, with its reason, by writer.offer
+            text = self.format.query(fields) if fields else ""
             if text and blacklisted(text):
                 writer.reject("blacklisted")
             elif any(self.rouge.score(s, text)["rougeL"].fmeasure > self.cfg.near_duplicate_rouge

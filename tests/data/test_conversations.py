@@ -1,10 +1,11 @@
+import dataclasses
 import gzip
 import json
 
 import pytest
 
 from fac_lightning.config import SourceConfig
-from fac_lightning.data.conversations import DataError, load_conversations, parse_hh_transcript
+from fac_lightning.data.conversations import DataError, load_conversations, load_examples, parse_hh_transcript
 from tests.conftest import DATA_DIR
 
 
@@ -42,3 +43,48 @@ def test_invalid_json_names_row(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing_here.jsonl"):
         load_conversations(SourceConfig(name="s", format="prompt", local_path="nothing_here.jsonl"), tmp_path)
+
+
+PAIR_SOURCE = SourceConfig(name="pairs", format="hh_transcript", field="chosen", rejected_field="rejected",
+                           local_path="pairs.jsonl")
+
+
+def write_pairs(tmp_path, *answers):
+    """A pairs file: one row per (chosen answer, rejected answer), both after the same question."""
+    rows = [{"chosen": f"\n\nHuman: Question {i}?\n\nAssistant: {good}",
+             "rejected": f"\n\nHuman: Question {i}?\n\nAssistant: {bad}"} for i, (good, bad) in enumerate(answers)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_pair_source_gives_chosen_and_rejected_conversations(tmp_path):
+    write_pairs(tmp_path, ("A careful answer.", "A wrong answer."))
+    (example,) = load_examples(PAIR_SOURCE, tmp_path)
+    assert example.conversation[-1]["content"] == "A careful answer." and example.rejected[-1]["content"] == \
+        "A wrong answer." and example.conversation[:-1] == example.rejected[:-1]
+
+
+@pytest.mark.parametrize("row,reason", [
+    ({"chosen": "\n\nHuman: Hi?\n\nAssistant: Same.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Same."},
+     "identical_answers"),
+    ({"chosen": "\n\nHuman: Hi?\n\nAssistant: Yes.", "rejected": "\n\nHuman: Hello?\n\nAssistant: No."},
+     "history_mismatch"),
+])
+def test_a_row_that_is_not_a_pair_fails_naming_it_or_is_skipped_when_asked(tmp_path, row, reason):
+    write_pairs(tmp_path, ("Fine.", "Not fine."))
+    with (tmp_path / "pairs.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=f"pairs.jsonl: row 2 of source 'pairs' is not a preference pair \\({reason}"):
+        load_examples(PAIR_SOURCE, tmp_path)
+    assert len(load_examples(dataclasses.replace(PAIR_SOURCE, skip_invalid=True), tmp_path)) == 1
+
+
+def test_a_pair_row_without_its_rejected_field_names_the_key(tmp_path):
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"chosen": "\n\nHuman: Hi?\n\nAssistant: Yes."}) + "\n")
+    with pytest.raises(DataError, match="pairs.jsonl: row 1 .*'rejected'"):
+        load_examples(PAIR_SOURCE, tmp_path)
+
+
+def test_hh_helpful_pairs_in_the_mirror_are_pairs_but_six():
+    examples = load_examples(SourceConfig(name="hh", format="hh_transcript", field="chosen", rejected_field="rejected",
+                                          skip_invalid=True, local_path="hh-rlhf/helpful-base.test.jsonl.gz"), DATA_DIR)
+    assert len(examples) == 2354 - 6

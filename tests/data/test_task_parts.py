@@ -18,7 +18,7 @@ def test_toxicity_parts_are_disjoint_free_of_repeats_and_labelled():
     assert len(texts["anchor_positive"]) < 800  # HH-RLHF repeats opening requests: the repeats were dropped
     labels = {part: {e.label for e in examples} for part, examples in parts.items()}
     assert labels == {"anchor_positive": {1}, "anchor_negative": {0}, "seed": {1}, "train_negative": {0},
-                      "train_positive_full": {1}, "toxicchat_train": {0, 1}}
+                      "full_dataset": {1}, "toxicchat_train": {0, 1}}
     toxic = sum(e.label for e in parts["toxicchat_train"])
     # ToxicChat train: 365 of 2,741 toxic, less the prompts that repeat (356 toxic kept)
     assert 340 < toxic < 365 and 2600 < len(parts["toxicchat_train"]) < 2741

@@ -4,8 +4,9 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from fac_lightning.backbone import load_backbone
-from fac_lightning.finetune import classifier
-from fac_lightning.finetune.classifier import encode_texts, pooled_states
+from fac_lightning.finetune import pooled
+from fac_lightning.finetune.classifier import encode_texts
+from fac_lightning.finetune.pooled import pooled_states
 from tests.conftest import CACHE_DIR, compose_config, tiny_backbone_overrides
 
 
@@ -13,7 +14,7 @@ def test_pooled_states_match_hf_classification_input_and_are_computed_once(tiny_
     backbone = load_backbone(compose_config(tiny_backbone_overrides(tiny_llama_dir)).backbone, CACHE_DIR)
     texts = ["a short one", "a somewhat longer message about nothing in particular", "mid length text"]
     sequences = encode_texts(backbone.tokenizer, texts, 64)
-    monkeypatch.setattr(classifier, "_POOLED", {})
+    monkeypatch.setattr(pooled, "_POOLED", {})
     states_ND = pooled_states(backbone, sequences, batch_size=2)
 
     hf = AutoModelForSequenceClassification.from_pretrained(tiny_llama_dir, num_labels=2).eval()

@@ -21,12 +21,12 @@ CHAIN = ["n_samples=4", "task.min_words=1", "task.max_words=400", "relevance=all
 
 def chain_config(tiny_llama_dir, tmp_path, *overrides):
     strategy = next(o.split("=")[1] for o in overrides if o.startswith("synthesis="))
-    generative = compose_config([f"synthesis={strategy}"]).synthesis.get("max_new_tokens") is not None
+    generative = "temperature" in compose_config([f"synthesis={strategy}"]).synthesis
     short = ["synthesis.max_new_tokens=12"] if generative else []  # real-data options have no generation keys
     cfg = tiny_config(tiny_llama_dir, tmp_path, *CHAIN, *short, *overrides)
     parts = cfg.task.parts
     parts.seed.sources[0].max_rows = 8
-    parts.train_positive_full.sources[0].max_rows = 30
+    parts.full_dataset.sources[0].max_rows = 30
     for source in parts.toxicchat_train.sources:
         source.max_rows = 15
     return cfg
@@ -51,8 +51,8 @@ def test_every_strategy_runs_the_chain_and_writes_metrics(tiny_llama_dir, tmp_pa
     assert (tmp_path / "out" / "benchmark_toxicchat.json").exists()
 
 
-@pytest.mark.parametrize("kind", FINETUNES.names())
-def test_every_finetune_kind_saves_a_model_that_loads_with_one_call(tiny_llama_dir, tmp_path, kind):
+@pytest.mark.parametrize("kind", [k for k in FINETUNES.names() if FINETUNES.get(k).cls.produces == "classifier"])
+def test_every_classifier_kind_saves_a_model_that_loads_with_one_call(tiny_llama_dir, tmp_path, kind):
     cfg = chain_config(tiny_llama_dir, tmp_path, "synthesis=seed_only", f"finetune={kind}", "finetune.epochs=1",
                        "finetune.batch_size=4", "finetune.accumulate_grad_batches=2", "benchmark.limit=16")
     result = run_experiment(cfg)
@@ -156,3 +156,70 @@ def test_each_run_of_a_sweep_process_gets_its_own_wandb_run(tiny_llama_dir, tmp_
 def test_a_bad_feature_space_or_generator_is_refused_before_loading(override, message):
     with pytest.raises(ValueError, match=message):
         plan(compose_config([override]))
+
+
+REWARD_CHAIN = ["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "benchmark.limit=16", "relevance=all",
+                "finetune.max_length=96", "finetune.batch_size=4", "task.min_words=1", "task.max_words=400"]
+
+
+def reward_chain_config(tiny_llama_dir, tmp_path, *overrides):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, *REWARD_CHAIN, *overrides)
+    cfg.task.parts.full_dataset.sources[0].max_rows = 24
+    return cfg
+
+
+@pytest.mark.parametrize("strategy,kind", [("seed_only", "reward_lora"), ("full_dataset", "reward_head")])
+def test_the_reward_chain_trains_a_reward_model_that_every_reward_benchmark_scores(tiny_llama_dir, tmp_path,
+                                                                                  strategy, kind):
+    cfg = reward_chain_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}", f"finetune={kind}",
+                              "finetune.epochs=1", "finetune.max_length=96", "finetune.batch_size=4")
+    result = run_experiment(cfg)
+    bench = result["benchmark"]
+    assert (bench["name"], bench["primary"], bench["examples"], bench["base_rate"]) == ("hh_pairs", "accuracy", 16, 0.5)
+    assert bench["source_rows"] == 500 - 2  # rows 1854-2353, less two that are not pairs
+    assert result["train_rows"] == result["strategy_rows"] == (10 if strategy == "seed_only" else 24)
+    meta = json.loads((Path(result["model"]) / "model.json").read_text())
+    assert (meta["kind"], meta["produces"], meta["row_format"]) == (kind, "reward_model", "preference_pair")
+    conversations = [[{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": a}] for a in ("Hello!", "No.")]
+    assert load_model(result["model"], CACHE_DIR).score(conversations).shape == (2,)
+    ecfg = tiny_config(tiny_llama_dir, tmp_path, "mode=benchmark", f"model={tmp_path / 'out'}", "task=reward",
+                       "benchmark=rewardbench_offline", "benchmark.limit=24",
+                       f"paths.output_dir={tmp_path / 'rescored'}", config_name="evaluate")
+    offline = evaluate.run_evaluate(ecfg)
+    assert offline["name"] == "rewardbench_offline" and "RewardBench subset" in offline["note"]
+    assert offline["examples"] == 24 and 0 <= offline["metrics"]["average"] <= 1
+
+
+def test_a_killed_reward_model_fit_resumes(tiny_llama_dir, tmp_path, monkeypatch):
+    from fac_lightning.finetune.reward import HeadOnlyReward
+
+    cfg = reward_chain_config(tiny_llama_dir, tmp_path, "synthesis=seed_only", "finetune.epochs=3")
+    original = HeadOnlyReward.training_step
+
+    def killed_in_epoch_2(self, batch, batch_idx):
+        if self.current_epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(HeadOnlyReward, "training_step", killed_in_epoch_2)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run_experiment(cfg)
+    monkeypatch.setattr(HeadOnlyReward, "training_step", original)
+    epochs = []
+    monkeypatch.setattr(HeadOnlyReward, "on_train_epoch_start", lambda self: epochs.append(self.current_epoch))
+    result = run_experiment(cfg)
+    assert epochs == [2] and 0 <= result["benchmark"]["metrics"]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["task=reward", "finetune=classifier_lora"], ("finetune=classifier_lora trains on \\['query'\\] rows; "
+                                                  "task=reward has task.row_format='preference_pair'")),
+    (["finetune=reward_head", "benchmark=toxicchat"], ("finetune=reward_head trains on \\['preference_pair'\\] rows; "
+                                                      "task=toxicity")),
+    (["task=reward", "finetune=reward_head", "benchmark=toxicchat"], ("benchmark=toxicchat evaluates a 'classifier' "
+                                                                    "model; finetune=reward_head produces a "
+                                                                    "'reward_model'")),
+])
+def test_a_mismatched_reward_chain_is_refused_before_loading(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        plan(compose_config(overrides))

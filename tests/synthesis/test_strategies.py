@@ -222,16 +222,9 @@ def test_fac_refuses_a_pass_limit_below_one(tiny_llama_dir, tmp_path):
         run_synthesis_stage(cfg)
 
 
-@pytest.mark.parametrize("strategy", ["magpie", "self_instruct", "seed_only", "full_dataset"])
-def test_query_only_strategy_refuses_pair_rows_before_any_model_loads(strategy):
-    cfg = compose_config([f"synthesis={strategy}", "task.row_format=preference_pair"])
-    with pytest.raises(ValueError, match=f"synthesis={strategy}.*row_format='preference_pair'"):
-        run_synthesis_stage(cfg)
-
-
 def test_a_task_without_prompts_for_a_strategy_fails_at_compose():
-    with pytest.raises(MissingConfigException, match="prompts/reward/magpie"):
-        compose_config(["task=reward", "synthesis=magpie"])
+    with pytest.raises(MissingConfigException, match="prompts/reward/full_dataset_toxicchat"):
+        compose_config(["task=reward", "synthesis=full_dataset_toxicchat"])
 
 
 def test_prompts_a_strategy_does_not_know_fail_naming_them():
@@ -239,7 +232,7 @@ def test_prompts_a_strategy_does_not_know_fail_naming_them():
         build_strategy(compose_config(["+prompts.feature_step3=x"]))
 
 
-@pytest.mark.parametrize("strategy,part", [("seed_only", "seed"), ("full_dataset", "train_positive_full"),
+@pytest.mark.parametrize("strategy,part", [("seed_only", "seed"), ("full_dataset", "full_dataset"),
                                            ("full_dataset_toxicchat", "toxicchat_train")])
 def test_real_data_strategies_write_the_part_as_it_is(tiny_llama_dir, tmp_path, strategy, part):
     cfg = tiny_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}", "relevance=all")
@@ -263,7 +256,58 @@ def test_fac_contrastive_pair(scores, pair):
 
     from fac_lightning.synthesis.fac import FACStrategy
 
-    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_texts=["seed message"]), format=Query(),
+    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_demos=["seed message"]), format=Query(),
                                fallback_positive=lambda feature: "anchor message")
     parsed = [(text, {"text": text}) for text in "abc"[: len(scores)]]
     assert FACStrategy.contrastive_pair(strategy, 7, 0, parsed, np.array(scores)) == pair
+
+
+def test_self_instruct_writes_new_pairs_from_seed_pair_demonstrations(tiny_llama_dir, tmp_path, monkeypatch):
+    writer = PairWriter()
+    prompts = []
+    original = writer.generate
+    writer.generate = lambda chats, params: (prompts.extend(chats), original(chats, params))[1]
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=self_instruct", "n_samples=3",
+                      "relevance=all", "synthesis.near_duplicate_rouge=0.95", "synthesis.prompts_per_call=2")
+    rows, _manifest = fac_with(writer, monkeypatch, cfg)
+    assert len(rows) == 3 and all(set(r) == {"prompt", "chosen", "rejected", "provenance"} for r in rows)
+    seed = task_part(cfg.task, "seed", cfg.paths.data_dir)
+    demos = prompts[0][1]["content"]
+    assert sum(e.conversation[0]["content"][:40] in demos for e in seed) == 3  # three seed pairs, as JSON items
+    assert demos.count('"chosen"') == 3 and "Write item 4" in demos
+
+
+class MagpieStandIn:
+    """A stand-in model for Magpie's pair mode: queries from the bare template, two answers per query, and a judge
+    verdict (``verdict``) when asked which answer is better."""
+
+    name = "magpie_stand_in"
+
+    def __init__(self, verdict: str):
+        self.verdict, self.calls = verdict, 0
+
+    def complete(self, texts, params):
+        self.calls += len(texts)
+        return [[f"How do I bake a loaf of bread, attempt {self.calls - i}?"] for i in range(len(texts))]
+
+    def generate(self, chats, params):
+        if chats[0][0]["content"].startswith("Which answer"):
+            return [[self.verdict] for _ in chats]
+        return [[f"Answer {k}: knead the dough for ten minutes and bake it at {200 + k} degrees for {k} hours."
+                 for k in range(1, params.n + 1)] for _ in chats]
+
+
+@pytest.mark.parametrize("verdict,chosen", [("B", 2), ("Answer A is better.", 1), ("Neither.", None)])
+def test_magpie_pairs_a_template_query_with_its_judged_answers(tiny_llama_dir, tmp_path, monkeypatch, verdict,
+                                                               chosen):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=magpie", "n_samples=2", "relevance=all",
+                      "synthesis.near_duplicate_rouge=0.99", "synthesis.prompts_per_call=2")
+    rows, manifest = fac_with(MagpieStandIn(verdict), monkeypatch, cfg)
+    if chosen is None:
+        assert rows == [] and manifest["rejections"]["judge_no_verdict"] > 0
+        return
+    assert len(rows) == 2
+    for row in rows:
+        assert row["prompt"][0]["content"].startswith("How do I bake a loaf of bread")
+        assert row["chosen"][0]["content"].startswith(f"Answer {chosen}:")
+        assert row["rejected"][0]["content"].startswith(f"Answer {3 - chosen}:")
