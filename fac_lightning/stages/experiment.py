@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.backbone import load_backbone
-from fac_lightning.data.task_parts import task_part
+from fac_lightning.data.task_parts import task_part, task_parts
 from fac_lightning.evaluation.base import Benchmark, build_benchmark, run_benchmark
 from fac_lightning.finetune.base import Finetune, build_finetune, train_model
 from fac_lightning.leaderboard import leaderboard, run_record
@@ -40,7 +40,7 @@ class Plan:
 
 
 def plan(cfg: DictConfig) -> Plan:
-    """The chain's components, checked against each other; nothing heavy is loaded."""
+    """The chain's components, checked against each other, and the task's data read; no model is loaded."""
     strategy, finetune = build_strategy(cfg), build_finetune(cfg.finetune)
     benchmark = build_benchmark(cfg.benchmark, cfg.paths.data_dir)
     check_feature_space(cfg, strategy.generative)
@@ -50,6 +50,8 @@ def plan(cfg: DictConfig) -> Plan:
     if benchmark.needs != finetune.produces:
         raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; finetune="
                          f"{finetune.name} produces a {finetune.produces!r}")
+    for part in {strategy.part, cfg.task.background_part} - {None}:  # a bad data row fails now, naming its row
+        task_parts(cfg.task, cfg.paths.data_dir, part)
     return Plan(strategy, finetune, benchmark)
 
 

@@ -67,8 +67,8 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, w
                            batch_size=cfg.features.batch_size, max_length=backbone.cfg.max_length)
     context = SynthesisContext(
         delta=space.delta, missing=[int(f) for f in missing], records=space.records, spans=space.anchor.spans,
-        anchor_demos=[strategy.format.conversation_demo(c) for c in anchor_set(cfg)[0]],
-        seed_demos=[strategy.format.demo(r) for r in seed_rows], seed_texts=[strategy.format.query(r) for r in seed_rows],
+        anchor_demos=[strategy.conversation_demo(c) for c in anchor_set(cfg)[0]],
+        seed_demos=[strategy.demo(r) for r in seed_rows], seed_texts=[strategy.format.query(r) for r in seed_rows],
         scorer=scorer, tokenizer=backbone.tokenizer, data_dir=cfg.paths.data_dir)
     generator = (build_generator(component_config(cfg.generator, GENERATORS), backbone)
                  if strategy.generative else None)

@@ -24,6 +24,7 @@ from fac_lightning.metrics.diversity import distinct_n
 from fac_lightning.rows import row_format
 from fac_lightning.rows.base import RowFormat
 from fac_lightning.synthesis import STRATEGIES
+from fac_lightning.synthesis.pair_answers import answer_pairs, question_first
 
 
 @dataclass
@@ -187,6 +188,23 @@ class Strategy:
         return SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                               max_new_tokens=self.cfg.max_new_tokens or self.task.max_new_tokens, n=n,
                               seed=self.seed * 100_003 + unit)
+
+    def candidates_from(self, raws: list[str], unit: int) -> list[str]:
+        """Generator outputs as row candidates: as written, or (a pair task with question-first prompts,
+        ``synthesis/pair_answers.py``) each question answered twice into a pair."""
+        if not question_first(self.prompts):
+            return raws
+        return answer_pairs(self.generator, raws, self.prompts, self.params(unit + 2_000_000))
+
+    def demo(self, row: dict) -> str:
+        """A row as this strategy's template asks for it (question-first pair prompts: the question alone)."""
+        return self.format.query(row) if question_first(self.prompts) else self.format.demo(row)
+
+    def conversation_demo(self, conversation) -> str:
+        """A real conversation (an anchor sample) as this strategy's template asks for a row."""
+        if question_first(self.prompts):
+            return [m["content"] for m in conversation if m["role"] == "user"][-1]
+        return self.format.conversation_demo(conversation)
 
     def chat(self, user: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.prompts.system}, {"role": "user", "content": user}]

@@ -18,10 +18,10 @@ class SynthesisContext:
     spans: dict
     """Top-activating anchor spans per feature."""
     anchor_demos: list[str]
-    """Each anchor sample written as the task's template writes a row (``RowFormat.conversation_demo``), indexed as
-    the spans' ``sample``."""
+    """Each anchor sample written as the strategy's template writes a row (``Strategy.conversation_demo``), indexed
+    as the spans' ``sample``."""
     seed_demos: list[str]
-    """Each seed row as a demonstration answer (``RowFormat.demo``)."""
+    """Each seed row as a demonstration answer (``Strategy.demo``)."""
     seed_texts: list[str]
     """Each seed row's user message (``RowFormat.query``: novelty checks)."""
     scorer: FeatureScorer

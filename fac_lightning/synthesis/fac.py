@@ -23,6 +23,7 @@ from omegaconf import MISSING
 
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
+from fac_lightning.synthesis.pair_answers import PairAnswerPrompts
 
 _OLD_STEP2_PLACEHOLDERS = re.compile(r"\{(?:description|spans|positive|negative)\}")
 """Placeholders of the single-prompt Step 2 template, which the chat-form replies no longer fill."""
@@ -46,7 +47,7 @@ class FACConfig(GenerativeConfig):
 
 
 @dataclass
-class FACPrompts:
+class FACPrompts(PairAnswerPrompts):
     system: str = MISSING
     """System prompt of every synthesis call."""
     feature_step1: str = MISSING
@@ -113,9 +114,11 @@ class FACStrategy(Strategy):
         n = self.cfg.n if step == 1 else self.cfg.m
         seed_unit = unit if step == 1 else unit + 1_000_000
         parsed = []
-        for outputs in self.generator.generate(chats, self.params(seed_unit, n)):
+        outputs = self.generator.generate(chats, self.params(seed_unit, n))
+        flat = self.candidates_from([raw for group in outputs for raw in group], seed_unit)
+        for start in range(0, len(flat), n):
             parsed.append([])
-            for raw in outputs:
+            for raw in flat[start : start + n]:
                 fields, reason = self.format.parse(raw)
                 if fields is None:
                     writer.reject(reason)
@@ -176,10 +179,10 @@ class FACStrategy(Strategy):
         activate it."""
         best = int(scores.argmax()) if len(parsed) else -1
         if best >= 0 and scores[best] > self.context.delta:
-            positive, source = self.format.demo(parsed[best][1]), "step1"
+            positive, source = self.demo(parsed[best][1]), "step1"
         else:
             positive, source, best = self.fallback_positive(feature), "anchor_fallback", -1
         weaker = [i for i in np.argsort(scores, kind="stable") if best < 0 or scores[i] < scores[best]]
-        negative = (self.format.demo(parsed[weaker[0]][1]) if weaker
+        negative = (self.demo(parsed[weaker[0]][1]) if weaker
                     else self.context.seed_demos[unit % len(self.context.seed_demos)])
         return positive, negative, source

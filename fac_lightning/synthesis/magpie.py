@@ -32,7 +32,7 @@ class MagpieConfig(GenerativeConfig):
     top_p: float = 1.0
     """Magpie's Llama-3.1 script: T=0.8, top-p 1.0 for instructions."""
     query_max_new_tokens: int = 64
-    """Pair tasks: tokens for the query (the answers get the task's ``max_new_tokens`` / 2 each)."""
+    """Pair tasks: tokens for the query (each answer gets the task's ``max_new_tokens``)."""
 
 
 @dataclass
@@ -66,7 +66,7 @@ class MagpieStrategy(Strategy):
         query_params = replace(self.params(unit), max_new_tokens=self.cfg.query_max_new_tokens)
         queries = [q for q in (clean_query(raw) for (raw,) in self.generator.complete(texts, query_params)) if q]
         writer.reject("empty", len(texts) - len(queries))
-        answer_params = replace(self.params(unit + 1_000_000, n=2), max_new_tokens=self.task.max_new_tokens // 2)
+        answer_params = self.params(unit + 1_000_000, n=2)
         answers = self.generator.generate([[{"role": "user", "content": q}] for q in queries], answer_params)
         judge_chats = [[{"role": "user", "content": self.prompts.judge.format(question=q, answer_a=a, answer_b=b)}]
                        for q, (a, b) in zip(queries, answers)]

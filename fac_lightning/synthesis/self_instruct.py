@@ -14,6 +14,7 @@ from rouge_score import rouge_scorer
 
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
+from fac_lightning.synthesis.pair_answers import PairAnswerPrompts
 
 # stanford_alpaca generate_instruction.py's blacklist (Self-Instruct's plus video/audio/music/flowchart/diagram)
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
@@ -37,7 +38,7 @@ class SelfInstructConfig(GenerativeConfig):
 
 
 @dataclass
-class SelfInstructPrompts:
+class SelfInstructPrompts(PairAnswerPrompts):
     system: str = MISSING
     self_instruct: str = MISSING
     """Continue a numbered list. Placeholders: {examples}, {next_index}."""
@@ -46,6 +47,7 @@ class SelfInstructPrompts:
 @STRATEGIES.register("self_instruct", SelfInstructConfig)
 class SelfInstructStrategy(Strategy):
     Prompts = SelfInstructPrompts
+    row_formats = ("query", "preference_pair")
 
     def start(self) -> None:
         if not self.context.seed_demos:
@@ -61,10 +63,10 @@ class SelfInstructStrategy(Strategy):
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         rng = random.Random(self.seed * 100_003 + unit)
-        generated = [self.format.demo(r) for r in writer.rows + writer.pending]
+        generated = [self.demo(r) for r in writer.rows + writer.pending]
         prompts = [self.prompt(rng, generated) for _ in range(self.cfg.prompts_per_call)]
         outputs = self.generator.generate([self.chat(p) for p in prompts], self.params(unit))
-        for prompt, (raw,) in zip(prompts, outputs):
+        for prompt, raw in zip(prompts, self.candidates_from([raw for (raw,) in outputs], unit)):
             fields, _ = self.format.parse(raw)  # an unparseable one is rejected, with its reason, by writer.offer
             text = self.format.query(fields) if fields else ""
             if text and blacklisted(text):

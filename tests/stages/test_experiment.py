@@ -223,3 +223,14 @@ def test_a_killed_reward_model_fit_resumes(tiny_llama_dir, tmp_path, monkeypatch
 def test_a_mismatched_reward_chain_is_refused_before_loading(overrides, message):
     with pytest.raises(ValueError, match=message):
         plan(compose_config(overrides))
+
+
+def test_a_pair_that_is_not_a_pair_is_refused_naming_its_row_before_loading(tmp_path):
+    row = {"chosen": "\n\nHuman: Hi?\n\nAssistant: Same.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Same."}
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(row) + "\n")
+    cfg = compose_config(["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "synthesis=seed_only"])
+    seed = cfg.task.parts.seed.sources[0]
+    seed.local_path, seed.skip_rows, seed.skip_invalid = str(tmp_path / "pairs.jsonl"), 0, False
+    with pytest.raises(ValueError, match="pairs.jsonl: row 1 of source 'hh_helpful_seed_pairs' is not a preference "
+                                         "pair \\(identical_answers"):
+        plan(cfg)

@@ -107,8 +107,8 @@ class PairWriter:
 def test_fac_writes_validated_preference_pairs_for_the_reward_task(tiny_llama_dir, tmp_path, monkeypatch):
     from fac_lightning.stages import synthesis
 
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=fac", "n_samples=4",
-                      "relevance=all", "synthesis.near_duplicate_rouge=0.95")
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=fac", "prompts=reward/fac_json",
+                      "n_samples=4", "relevance=all", "synthesis.near_duplicate_rouge=0.95")
     monkeypatch.setattr(synthesis, "build_generator", lambda *args: PairWriter())
     folder = run_synthesis_stage(cfg)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
@@ -256,7 +256,7 @@ def test_fac_contrastive_pair(scores, pair):
 
     from fac_lightning.synthesis.fac import FACStrategy
 
-    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_demos=["seed message"]), format=Query(),
+    strategy = SimpleNamespace(context=SimpleNamespace(delta=0.0, seed_demos=["seed message"]), demo=Query().demo,
                                fallback_positive=lambda feature: "anchor message")
     parsed = [(text, {"text": text}) for text in "abc"[: len(scores)]]
     assert FACStrategy.contrastive_pair(strategy, 7, 0, parsed, np.array(scores)) == pair
@@ -267,8 +267,9 @@ def test_self_instruct_writes_new_pairs_from_seed_pair_demonstrations(tiny_llama
     prompts = []
     original = writer.generate
     writer.generate = lambda chats, params: (prompts.extend(chats), original(chats, params))[1]
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=self_instruct", "n_samples=3",
-                      "relevance=all", "synthesis.near_duplicate_rouge=0.95", "synthesis.prompts_per_call=2")
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=self_instruct",
+                      "prompts=reward/self_instruct_json", "n_samples=3", "relevance=all",
+                      "synthesis.near_duplicate_rouge=0.95", "synthesis.prompts_per_call=2")
     rows, _manifest = fac_with(writer, monkeypatch, cfg)
     assert len(rows) == 3 and all(set(r) == {"prompt", "chosen", "rejected", "provenance"} for r in rows)
     seed = task_part(cfg.task, "seed", cfg.paths.data_dir)
@@ -311,3 +312,37 @@ def test_magpie_pairs_a_template_query_with_its_judged_answers(tiny_llama_dir, t
         assert row["prompt"][0]["content"].startswith("How do I bake a loaf of bread")
         assert row["chosen"][0]["content"].startswith(f"Answer {chosen}:")
         assert row["rejected"][0]["content"].startswith(f"Answer {3 - chosen}:")
+
+
+class QuestionAnswerer:
+    """A stand-in chat model for question-first pair prompts: asked with the strategy's system prompt it writes a
+    question around the prompt's first example span; asked a question it answers it, and with the flaw request it
+    answers it wrongly."""
+
+    name = "question_answerer"
+
+    def __init__(self):
+        self.questions = 0
+
+    def reply(self, chat) -> str:
+        if chat[0]["role"] == "system":
+            self.questions += 1
+            return f"How long should I bake bread number {self.questions} at home, given {first_span(chat)}?"
+        if "(Answer this" in chat[-1]["content"]:
+            return "Bake it at nine hundred degrees for a whole week until it turns to smoke and iron."
+        return "Bake it at 220 degrees for about 35 minutes, until the crust sounds hollow when tapped."
+
+    def generate(self, chats, params):
+        return [[self.reply(chat) for _ in range(params.n)] for chat in chats]
+
+
+@pytest.mark.parametrize("strategy", ["fac", "self_instruct"])
+def test_question_first_pair_prompts_answer_each_question_twice(tiny_llama_dir, tmp_path, monkeypatch, strategy):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", f"synthesis={strategy}", "n_samples=3",
+                      "relevance=all", "synthesis.near_duplicate_rouge=0.99", "synthesis.prompts_per_call=2")
+    rows, _ = fac_with(QuestionAnswerer(), monkeypatch, cfg)
+    assert len(rows) == 3 and len({r["prompt"][0]["content"] for r in rows}) == 3
+    for row in rows:
+        assert row["prompt"][0]["content"].startswith("How long should I bake bread number")
+        assert row["chosen"][0]["content"].startswith("Bake it at 220 degrees")
+        assert row["rejected"][0]["content"].startswith("Bake it at nine hundred degrees")
