@@ -114,3 +114,32 @@ def test_wrong_type_fails_naming_the_key():
     with pytest.raises(ConfigCompositionException) as e:
         compose_config(["sae.k=twenty"])
     assert "sae.k=twenty" in f"{e.value} {e.value.__cause__}" and "Integer" in f"{e.value.__cause__}"
+
+
+def test_a_sweep_without_a_sweep_dir_runs_in_its_entry_points_log_folder(tmp_path):
+    """``python train.py -m ...`` as a user types it: the sweep folder resolves before any job starts (it once did
+    not: a resolver that needs a running job named it), and each job reaches train.py."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run([sys.executable, "train.py", "-m", "stage=nope", "logger=csv"], cwd=ROOT, text=True,
+                          capture_output=True, env={**os.environ, "PROJECT_ROOT": str(tmp_path)}, timeout=300)
+    assert "stage='nope' is unknown" in done.stderr
+    assert len(list((tmp_path / "logs" / "train" / "multiruns").iterdir())) == 1
+
+
+PROMPTS = sorted(str(p.relative_to(ROOT / "conf" / "prompts").with_suffix(""))
+                 for p in (ROOT / "conf" / "prompts").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("prompts", PROMPTS)
+def test_every_prompts_file_fits_its_strategy(prompts):
+    """conf/prompts/<task>/<option>[_variant].yaml: the synthesis option is the longest option name it starts with."""
+    from fac_lightning.synthesis.base import build_strategy
+
+    task, stem = prompts.split("/")
+    option = max((o for g, o in OPTIONS if g == "synthesis" and stem.startswith(o)), key=len)
+    build_strategy(compose_config([f"task={task}", f"synthesis={option}", f"prompts={prompts}"]))

@@ -275,7 +275,7 @@ def test_self_instruct_writes_new_pairs_from_seed_pair_demonstrations(tiny_llama
     seed = task_part(cfg.task, "seed", cfg.paths.data_dir)
     demos = prompts[0][1]["content"]
     assert sum(e.conversation[0]["content"][:40] in demos for e in seed) == 3  # three seed pairs, as JSON items
-    assert demos.count('"chosen"') == 3 and "Write item 4" in demos
+    assert demos.count('{"chosen": ') == 3 and "Write item 4" in demos
 
 
 class MagpieStandIn:
