@@ -78,7 +78,7 @@ def test_a_missing_strategy_option_is_named():
 
 def test_unknown_component_names_list_the_registered_ones():
     with pytest.raises(ValueError, match=r"finetune.kind='svm' is not a registered finetune kind; choose from "
-                                         r"\['classifier_head', 'classifier_lora'\]"):
+                                         r"\['classifier_head', 'classifier_lora', 'reward_head', 'reward_lora'\]"):
         FINETUNES.get("svm")
 
 
@@ -125,8 +125,8 @@ def test_a_sweep_without_a_sweep_dir_runs_in_its_entry_points_log_folder(tmp_pat
 
     from tests.conftest import ROOT
 
-    done = subprocess.run([sys.executable, "train.py", "-m", "stage=nope", "logger=csv"], cwd=ROOT, text=True,
-                          capture_output=True, env={**os.environ, "PROJECT_ROOT": str(tmp_path)}, timeout=300)
+    done = subprocess.run([sys.executable, "train.py", "-m", "stage=nope", "logger=csv"], cwd=ROOT, check=False,
+                          text=True, capture_output=True, env={**os.environ, "PROJECT_ROOT": str(tmp_path)}, timeout=300)
     assert "stage='nope' is unknown" in done.stderr
     assert len(list((tmp_path / "logs" / "train" / "multiruns").iterdir())) == 1
 
