@@ -87,7 +87,8 @@ class ActivationsConfig:
 class SourceConfig:
     name: str = MISSING
     format: str = MISSING
-    """How rows become chat conversations: messages | hh_transcript | instruction_output | prompt."""
+    """How rows become chat conversations: messages | hh_transcript | instruction_output | prompt | preference (TRL's
+    conversational preference rows: ``prompt`` messages + the ``field`` answer, e.g. ``chosen``)."""
     field: str | None = None
     """Column holding the conversation / transcript / prompt (None = the format's usual name)."""
     response_field: str | None = None

@@ -28,7 +28,8 @@ class Example(NamedTuple):
     label: int | None
     rejected: Conversation | None = None
 
-_DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt"}
+_DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt",
+                  "preference": "chosen"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
@@ -83,6 +84,9 @@ def row_to_conversation(row: dict, source: SourceConfig, field: str | None = Non
     field = field or source.field or _DEFAULT_FIELD[source.format]
     if source.format == "messages":
         return [{"role": m["role"], "content": str(m["content"])} for m in row[field] if m["role"] != "system"]
+    if source.format == "preference":  # TRL's conversational preference row: the prompt's messages, then the answer
+        return [{"role": m["role"], "content": str(m["content"])} for m in [*row["prompt"], *row[field]]
+                if m["role"] != "system"]
     if source.format == "hh_transcript":
         return parse_hh_transcript(row[field])
     if source.format == "instruction_output":
@@ -102,6 +106,9 @@ def infer_source(path: str | Path) -> SourceConfig:
     row = next(read_rows(Path(path)), None)
     if row is None:
         raise DataError(f"{path}: no rows")
+    if isinstance(row.get("prompt"), list) and isinstance(row.get("chosen"), list):  # preference_pair rows
+        return SourceConfig(name=Path(path).name, format="preference", field="chosen", rejected_field="rejected",
+                            local_path=str(Path(path).resolve()))
     for key, fmt, response in (("messages", "messages", None), ("text", "prompt", None), ("prompt", "prompt", None),
                                ("instruction", "instruction_output", "output"), ("chosen", "hh_transcript", None),
                                ("question", "prompt", None)):

@@ -88,3 +88,14 @@ def test_hh_helpful_pairs_in_the_mirror_are_pairs_but_six():
     examples = load_examples(SourceConfig(name="hh", format="hh_transcript", field="chosen", rejected_field="rejected",
                                           skip_invalid=True, local_path="hh-rlhf/helpful-base.test.jsonl.gz"), DATA_DIR)
     assert len(examples) == 2354 - 6
+
+
+def test_preference_pair_rows_are_read_as_pairs_by_format_inference(tmp_path):
+    """A synthetic ``preference_pair`` rows.jsonl (TRL's conversational format) given to ``evaluate.py dataset=``."""
+    from fac_lightning.data.conversations import infer_source
+
+    row = {"prompt": [{"role": "user", "content": "What is 2+2?"}], "chosen": [{"role": "assistant", "content": "4."}],
+           "rejected": [{"role": "assistant", "content": "5."}], "provenance": {"strategy": "fac"}}
+    (tmp_path / "rows.jsonl").write_text(json.dumps(row) + "\n")
+    (example,) = load_examples(infer_source(tmp_path / "rows.jsonl"), tmp_path)
+    assert example.conversation == row["prompt"] + row["chosen"] and example.rejected == row["prompt"] + row["rejected"]
