@@ -8,10 +8,11 @@ model folder: ``model.json`` (kind, backbone config, finetune config, training r
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import MISSING, DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
@@ -39,6 +40,36 @@ class FinetuneConfig:
     inference_batch_size: int = 16
     precision: str = "auto"
     """Lightning precision; ``auto`` = bf16-mixed on a GPU that supports it, else 32-true (``trainer.py``)."""
+
+
+@dataclass
+class LoraFields:
+    """The LoRA settings of a ``*_lora`` kind (peft ``LoraConfig``)."""
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    """Every attention and MLP projection (the paper's setting)."""
+
+
+def lora_sequence_model(model_path: str, pad_token_id: int, num_labels: int, cfg: LoraFields,
+                        adapter_dir: str | None = None):
+    """The backbone as ``AutoModelForSequenceClassification(num_labels)`` (fp32) with peft LoRA adapters and a
+    trainable head: new ones from ``cfg``, or trained ones loaded from ``adapter_dir`` (peft's format)."""
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=num_labels, dtype=torch.float32)
+    model.config.pad_token_id = pad_token_id
+    if adapter_dir is not None:
+        return PeftModel.from_pretrained(model, adapter_dir)
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
+    model = get_peft_model(model, lora)
+    model.train()  # from_pretrained returns eval mode, and Lightning keeps it: LoRA dropout would be off
+    return model
 
 
 class Finetune:

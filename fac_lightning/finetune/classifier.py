@@ -11,7 +11,7 @@ norm, scored by a linear head, exactly as transformers' ``*ForSequenceClassifica
   optimisation problem at a fraction of the cost.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,12 +20,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from transformers import AutoModelForSequenceClassification
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.finetune import FINETUNES
-from fac_lightning.finetune.base import Finetune, FinetuneConfig, fit_finetune
+from fac_lightning.finetune.base import (
+    Finetune,
+    FinetuneConfig,
+    LoraFields,
+    fit_finetune,
+    lora_sequence_model,
+)
 from fac_lightning.finetune.pooled import padded, pooled_states
 
 
@@ -40,18 +45,13 @@ class ClassifierHeadConfig(FinetuneConfig):
 
 
 @dataclass
-class ClassifierLoraConfig(FinetuneConfig):
+class ClassifierLoraConfig(FinetuneConfig, LoraFields):
     """Paper Table 1 setting: r=8, alpha=16, dropout 0.1 on q,k,v,o,gate,up,down; 3 epochs, lr 5e-5, batch 4 x 4."""
 
     epochs: int = 3
     lr: float = 5e-5
     batch_size: int = 4
     accumulate_grad_batches: int = 4
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -87,18 +87,8 @@ class LoRAClassifier(pl.LightningModule):
     def __init__(self, model_path: str, pad_token_id: int, cfg: ClassifierLoraConfig, adapter_dir: str | None = None):
         """New adapters from ``cfg``, or trained ones loaded from ``adapter_dir`` (peft's format)."""
         super().__init__()
-        from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-
         self.cfg = cfg
-        model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2, dtype=torch.float32)
-        model.config.pad_token_id = pad_token_id
-        if adapter_dir is not None:
-            self.model = PeftModel.from_pretrained(model, adapter_dir)
-            return
-        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                          lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
-        self.model = get_peft_model(model, lora)
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps it: LoRA dropout would be off
+        self.model = lora_sequence_model(model_path, pad_token_id, 2, cfg, adapter_dir)
 
     def training_step(self, batch, batch_idx):
         ids_BT, mask_BT, y_B = batch

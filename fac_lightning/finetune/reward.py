@@ -14,7 +14,7 @@ mean((r_chosen + r_rejected)²)`` when set. AdamW with a cosine schedule after a
   pooled states are computed once and cached (``finetune/pooled.py``), as for ``classifier_head``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
@@ -23,13 +23,19 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from transformers import AutoModelForSequenceClassification, get_cosine_schedule_with_warmup
+from transformers import get_cosine_schedule_with_warmup
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.finetune import FINETUNES
-from fac_lightning.finetune.base import Finetune, FinetuneConfig, fit_finetune
+from fac_lightning.finetune.base import (
+    Finetune,
+    FinetuneConfig,
+    LoraFields,
+    fit_finetune,
+    lora_sequence_model,
+)
 from fac_lightning.finetune.pooled import padded, pooled_states
 
 
@@ -55,7 +61,7 @@ class RewardHeadConfig(RewardConfig):
 
 
 @dataclass
-class RewardLoraConfig(RewardConfig):
+class RewardLoraConfig(RewardConfig, LoraFields):
     """Paper LoRA setting: r=16, alpha=32, dropout 0.1 on every attention and MLP projection; 1 epoch, batch 2 x 4."""
 
     epochs: int = 1
@@ -63,9 +69,6 @@ class RewardLoraConfig(RewardConfig):
     accumulate_grad_batches: int = 4
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
 
 def encode_sides(tokenizer, conversations: list[Conversation], max_length: int) -> list[list[int]]:
@@ -132,39 +135,21 @@ class HeadOnlyReward(RewardModule):
 
 class LoRAReward(RewardModule):
     """The backbone as ``AutoModelForSequenceClassification(num_labels=1)`` with peft LoRA adapters and a trainable
-    head; chosen and rejected sides run as one batch (as TRL concatenates them)."""
+    head; a batch is TRL's ``DataCollatorForPreference`` output (the chosen sides, then the rejected sides)."""
 
     def __init__(self, model_path: str, tokenizer, cfg: RewardLoraConfig, adapter_dir: str | None = None):
         """New adapters from ``cfg``, or trained ones loaded from ``adapter_dir`` (peft's format)."""
         super().__init__()
-        from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-
         self.cfg, self.tokenizer = cfg, tokenizer
-        model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=1, dtype=torch.float32)
-        model.config.pad_token_id = tokenizer.pad_token_id
-        if adapter_dir is not None:
-            self.model = PeftModel.from_pretrained(model, adapter_dir)
-            return
-        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                          lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
-        self.model = get_peft_model(model, lora)
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps it: LoRA dropout would be off
+        self.model = lora_sequence_model(model_path, tokenizer.pad_token_id, 1, cfg, adapter_dir)
 
     def forward_rewards(self, ids_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=ids_BT, attention_mask=mask_BT).logits[:, 0]
 
     def rewards(self, batch):
-        ids_BT, mask_BT, margin_B = batch
-        rewards_B = self.forward_rewards(ids_BT, mask_BT)
-        half = len(margin_B)
-        return rewards_B[:half], rewards_B[half:], margin_B
-
-    def collate(self, items: list[tuple[list[int], list[int], float]]):
-        """Chosen sides then rejected sides, right-padded into one batch."""
-        chosen, rejected, margins = zip(*items, strict=True)
-        sequences = [list(s) for s in chosen + rejected]
-        ids_BT, mask_BT = padded(self.tokenizer, sequences)
-        return ids_BT, mask_BT, torch.tensor(margins)
+        rewards_2B = self.forward_rewards(batch["input_ids"], batch["attention_mask"])
+        chosen_B, rejected_B = rewards_2B.chunk(2)
+        return chosen_B, rejected_B, batch["margin"]
 
     @torch.no_grad()
     def reward(self, sequences: list[list[int]], batch_size: int) -> torch.Tensor:
@@ -219,10 +204,14 @@ class RewardLora(RewardFinetune):
     def train(self, rows, backbone, work, run_cfg, logger):
         chosen, rejected, margin_B = pair_sides(rows)
         tokenizer = backbone.tokenizer
+        from trl.trainer.reward_trainer import DataCollatorForPreference
+
         module = LoRAReward(backbone.path, tokenizer, self.cfg)
-        items = list(zip(encode_sides(tokenizer, chosen, self.cfg.max_length),
-                         encode_sides(tokenizer, rejected, self.cfg.max_length), margin_B.tolist(), strict=True))
-        data = DataLoader(items, batch_size=self.cfg.batch_size, shuffle=True, collate_fn=module.collate)
+        items = [{"chosen_ids": c, "rejected_ids": r, "margin": m} for c, r, m in zip(
+            encode_sides(tokenizer, chosen, self.cfg.max_length), encode_sides(tokenizer, rejected, self.cfg.max_length),
+            margin_B.tolist(), strict=True)]
+        data = DataLoader(items, batch_size=self.cfg.batch_size, shuffle=True,
+                          collate_fn=DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id))
         fit_finetune(self.cfg, module, data, work, run_cfg, logger)
         module.model.save_pretrained(work / "adapter")
 
