@@ -88,7 +88,9 @@ class SourceConfig:
     name: str = MISSING
     format: str = MISSING
     """How rows become chat conversations: messages | hh_transcript | instruction_output | prompt | preference (TRL's
-    conversational preference rows: ``prompt`` messages + the ``field`` answer, e.g. ``chosen``)."""
+    conversational preference rows: ``prompt`` messages + the ``field`` answer, e.g. ``chosen``) | ab_item (CAA's A/B
+    items: the ``question`` as the user turn, the ``field`` answer letter, e.g. ``answer_matching_behavior``, as the
+    assistant turn)."""
     field: str | None = None
     """Column holding the conversation / transcript / prompt (None = the format's usual name)."""
     response_field: str | None = None
@@ -166,7 +168,7 @@ class TaskConfig:
 
     name: str = MISSING
     row_format: str = "query"
-    """Registered RowFormat of its rows (``fac_lightning.rows``): query | preference_pair."""
+    """Registered RowFormat of its rows (``fac_lightning.rows``): query | preference_pair | ab_item."""
     parts: dict[str, TaskPart] = field(default_factory=dict)
     """Named parts of real data, loaded in this order and made disjoint (a conversation already in an earlier part
     is dropped). ``anchor_positive`` / ``anchor_negative`` (the anchor's two sides, for relevance) and ``seed`` (what
@@ -185,6 +187,11 @@ class TaskConfig:
     max_new_tokens: int = 64
     """Tokens a generator may write for one row, unless the synthesis option sets its own (a 60-word query is ~80
     tokens, most far shorter; a preference pair's two transcripts as JSON take several hundred)."""
+
+    prompt_fields: dict[str, str] = field(default_factory=dict)
+    """Task text that prompt templates shared by a family of tasks interpolate (``${task.prompt_fields.<key>}``):
+    the seven CAA behaviours share ``conf/prompts/steering/`` and each says here what its items are about. Not in
+    the row set's key by itself: the resolved prompts, which are, carry it."""
 
     REQUIRED_PARTS = ("anchor_positive", "anchor_negative", "seed")
 

@@ -78,7 +78,8 @@ def test_a_missing_strategy_option_is_named():
 
 def test_unknown_component_names_list_the_registered_ones():
     with pytest.raises(ValueError, match=r"finetune.kind='svm' is not a registered finetune kind; choose from "
-                                         r"\['classifier_head', 'classifier_lora', 'reward_head', 'reward_lora'\]"):
+                                         r"\['caa_vector', 'classifier_head', 'classifier_lora', 'reward_head', "
+                                         r"'reward_lora'\]"):
         FINETUNES.get("svm")
 
 
@@ -131,8 +132,8 @@ def test_a_sweep_without_a_sweep_dir_runs_in_its_entry_points_log_folder(tmp_pat
     assert len(list((tmp_path / "logs" / "train" / "multiruns").iterdir())) == 1
 
 
-PROMPTS = sorted(str(p.relative_to(ROOT / "conf" / "prompts").with_suffix(""))
-                 for p in (ROOT / "conf" / "prompts").glob("*/*.yaml"))
+TASKS = [o for g, o in OPTIONS if g == "task"]
+PROMPTS = sorted(f"{task}/{p.stem}" for task in TASKS for p in (ROOT / "conf" / "prompts" / task).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("prompts", PROMPTS)
@@ -143,3 +144,18 @@ def test_every_prompts_file_fits_its_strategy(prompts):
     task, stem = prompts.split("/")
     option = max((o for g, o in OPTIONS if g == "synthesis" and stem.startswith(o)), key=len)
     build_strategy(compose_config([f"task={task}", f"synthesis={option}", f"prompts={prompts}"]))
+
+
+def test_every_task_has_prompts_for_every_strategy():
+    assert {p for p in PROMPTS} >= {f"{t}/{o}" for t in TASKS for g, o in OPTIONS if g == "synthesis"
+                                    and o != "full_dataset_toxicchat"}
+
+
+def test_steering_behaviours_share_the_steering_prompts_with_their_own_text():
+    from fac_lightning.synthesis.base import build_strategy
+
+    sycophancy, survival = (build_strategy(compose_config([f"task={t}", "synthesis=fac"])).prompts
+                            for t in ("sycophancy", "survival_instinct"))
+    assert "agrees with the user's opinion" in sycophancy.answer_matching and "{question}" in sycophancy.answer_matching
+    assert "accepts being shut down" in survival.answer_matching
+    assert sycophancy.feature_step1 == survival.feature_step1 and "Hello, my name is" in sycophancy.system

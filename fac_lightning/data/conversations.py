@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fac_lightning.config import SourceConfig
+from fac_lightning.data.ab_items import ab_problem
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class Example(NamedTuple):
     rejected: Conversation | None = None
 
 _DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt",
-                  "preference": "chosen"}
+                  "preference": "chosen", "ab_item": "answer_matching_behavior"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
@@ -97,6 +98,10 @@ def row_to_conversation(row: dict, source: SourceConfig, field: str | None = Non
         return messages
     if source.format == "prompt":
         return [{"role": "user", "content": str(row[field])}]
+    if source.format == "ab_item":  # the question (with its choices), answered with the letter in ``field``
+        if not isinstance(row["question"], str) or not isinstance(row[field], str):
+            raise TypeError(f"'question' and {field!r} must be text")
+        return [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row[field]}]
     raise DataError(f"source {source.name!r}: unknown format {source.format!r} "
                     f"(choose from {sorted(_DEFAULT_FIELD)})")
 
@@ -182,6 +187,7 @@ def load_examples(source: SourceConfig, data_dir: str | Path) -> list[Example]:
     file and row number named."""
     rows, origin = load_rows(source, data_dir)
     examples, skipped = [], []
+    what = "an A/B item" if source.format == "ab_item" else "a preference pair"
 
     def conversation_of(row: dict, i: int, field: str | None = None) -> Conversation:
         try:
@@ -199,15 +205,17 @@ def load_examples(source: SourceConfig, data_dir: str | Path) -> list[Example]:
             continue
         rejected = conversation_of(row, i, source.rejected_field)
         problem = pair_problem(conversation, rejected)
+        if problem is None and source.format == "ab_item":
+            problem = ab_problem(conversation[0]["content"], conversation[1]["content"], rejected[1]["content"])
         if problem is None:
             examples.append(Example(conversation, source.label, rejected))
         elif source.skip_invalid:
             skipped.append(f"{i} ({problem})")
         else:
-            raise DataError(f"{origin}: row {i} of source {source.name!r} is not a preference pair ({problem}; "
-                            f"fields {source.field!r} / {source.rejected_field!r}); skip_invalid: true skips such rows")
+            raise DataError(f"{origin}: row {i} of source {source.name!r} is not {what} ({problem}; fields "
+                            f"{source.field!r} / {source.rejected_field!r}); skip_invalid: true skips such rows")
     if skipped:
-        log.info("source %s: skipped %d rows that are not preference pairs: rows %s", source.name, len(skipped),
+        log.info("source %s: skipped %d rows that are not %s: rows %s", source.name, len(skipped), what,
                  ", ".join(skipped))
     return examples
 

@@ -33,6 +33,10 @@ class RowFormat:
         """The user message the row is about (length limits, duplicate checks)."""
         raise NotImplementedError
 
+    def conversation_query(self, conversation: Conversation) -> str:
+        """The user message a real conversation (an anchor sample) is about, as ``query`` reads a row's."""
+        return [m["content"] for m in conversation if m["role"] == "user"][-1]
+
     def scored(self, row: dict) -> Conversation:
         """The conversation the SAE scores for this row."""
         raise NotImplementedError

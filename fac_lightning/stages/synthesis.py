@@ -34,7 +34,7 @@ def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
     length, SAE, task data and rubric, scoring, delta, relevance and its judge) and the strategy with its prompts;
     for generative strategies also the generator, budget and seed (real data does not depend on them)."""
     task = {k: v for k, v in OmegaConf.to_container(cfg.task).items()
-            if k not in ("parts", "background_part", "background_rows")}
+            if k not in ("parts", "background_part", "background_rows", "prompt_fields")}
     backbone = {k: cfg.backbone[k] for k in (*BACKBONE_KEYS, "dtype", "max_length")}
     generation = (cfg.generator, cfg.n_samples, cfg.seed) if strategy.generative else None
     judge = cfg.generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None

@@ -24,7 +24,7 @@ from fac_lightning.metrics.diversity import distinct_n
 from fac_lightning.rows import row_format
 from fac_lightning.rows.base import RowFormat
 from fac_lightning.synthesis import STRATEGIES
-from fac_lightning.synthesis.pair_answers import answer_pairs, question_first
+from fac_lightning.synthesis.question_first import answer_questions, question_first
 
 
 @dataclass
@@ -189,21 +189,28 @@ class Strategy:
                               max_new_tokens=self.cfg.max_new_tokens or self.task.max_new_tokens, n=n,
                               seed=self.seed * 100_003 + unit)
 
+    @property
+    def question_first(self) -> bool:
+        """Whether the prompts write questions that the generator then answers into rows
+        (``synthesis/question_first.py``)."""
+        return question_first(self.prompts, self.task.row_format)
+
     def candidates_from(self, raws: list[str], unit: int) -> list[str]:
-        """Generator outputs as row candidates: as written, or (a pair task with question-first prompts,
-        ``synthesis/pair_answers.py``) each question answered twice into a pair."""
-        if not question_first(self.prompts):
+        """Generator outputs as row candidates: as written, or (question-first prompts) each question answered into
+        a row of the task's format."""
+        if not self.question_first:
             return raws
-        return answer_pairs(self.generator, raws, self.prompts, self.params(unit + 2_000_000))
+        return answer_questions(self.generator, raws, self.prompts, self.task.row_format,
+                                self.params(unit + 2_000_000))
 
     def demo(self, row: dict) -> str:
-        """A row as this strategy's template asks for it (question-first pair prompts: the question alone)."""
-        return self.format.query(row) if question_first(self.prompts) else self.format.demo(row)
+        """A row as this strategy's template asks for it (question-first prompts: the question alone)."""
+        return self.format.query(row) if self.question_first else self.format.demo(row)
 
     def conversation_demo(self, conversation) -> str:
         """A real conversation (an anchor sample) as this strategy's template asks for a row."""
-        if question_first(self.prompts):
-            return [m["content"] for m in conversation if m["role"] == "user"][-1]
+        if self.question_first:
+            return self.format.conversation_query(conversation)
         return self.format.conversation_demo(conversation)
 
     def chat(self, user: str) -> list[dict[str, str]]:
@@ -241,7 +248,8 @@ def strategy_prompts(cls: type[Strategy], prompts: DictConfig | None, where: str
     if cls.Prompts is None:
         return None
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Prompts), prompts or {}))
+        plain = OmegaConf.to_container(prompts, resolve=True) if prompts else {}  # ${task.prompt_fields.*} filled
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Prompts), plain))
     except Exception as e:
         raise ValueError(f"{where}: not the prompts synthesis={cls.name} needs ({e})") from e
 

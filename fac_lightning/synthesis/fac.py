@@ -23,7 +23,7 @@ from omegaconf import MISSING
 
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
-from fac_lightning.synthesis.pair_answers import PairAnswerPrompts
+from fac_lightning.synthesis.question_first import QuestionFirstPrompts
 
 _OLD_STEP2_PLACEHOLDERS = re.compile(r"\{(?:description|spans|positive|negative)\}")
 """Placeholders of the single-prompt Step 2 template, which the chat-form replies no longer fill."""
@@ -47,7 +47,7 @@ class FACConfig(GenerativeConfig):
 
 
 @dataclass
-class FACPrompts(PairAnswerPrompts):
+class FACPrompts(QuestionFirstPrompts):
     system: str = MISSING
     """System prompt of every synthesis call."""
     feature_step1: str = MISSING
@@ -63,7 +63,7 @@ class FACPrompts(PairAnswerPrompts):
 @STRATEGIES.register("fac", FACConfig)
 class FACStrategy(Strategy):
     Prompts = FACPrompts
-    row_formats = ("query", "preference_pair")
+    row_formats = ("query", "preference_pair", "ab_item")
 
     def __init__(self, *args):
         super().__init__(*args)

@@ -1,6 +1,10 @@
 """Magpie (Xu et al. 2024): give the aligned model only its chat template's pre-query prefix (optionally after a
 task system prompt) and let it write the user query itself.
 
+For A/B items (steering), the query is the item's question and the generator then writes its two answer choices,
+one showing the task's behaviour and one not (``synthesis/question_first.py``): Magpie has no A/B recipe; this keeps
+its one idea, the template-only query, and answers it as the other strategies do.
+
 For preference pairs, Magpie's DPO recipe follows: the query, then ``responses`` sampled answers to it, ranked;
 the best is chosen, the worst rejected. Magpie ranks with a reward model (ArmoRM, 5 responses); none exists here,
 so the generator ranks two answers as a pairwise judge (``prompts.judge``), greedy, and a verdict that names
@@ -16,6 +20,7 @@ from fac_lightning.rows.preference_pair import transcript
 from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
+from fac_lightning.synthesis.question_first import QuestionFirstPrompts
 
 _MARK = "\x00USER_MESSAGE\x00"
 _VERDICT = re.compile(r"\b([AB])\b")
@@ -36,7 +41,7 @@ class MagpieConfig(GenerativeConfig):
 
 
 @dataclass
-class MagpiePrompts:
+class MagpiePrompts(QuestionFirstPrompts):
     system: str | None = None
     """System prompt placed before the bare user prefix (None = the template's default)."""
     judge: str | None = None
@@ -47,19 +52,23 @@ class MagpiePrompts:
 @STRATEGIES.register("magpie", MagpieConfig)
 class MagpieStrategy(Strategy):
     Prompts = MagpiePrompts
-    row_formats = ("query", "preference_pair")
+    row_formats = ("query", "preference_pair", "ab_item")
 
     def start(self) -> None:
         self.pre_query = pre_query_template(self.context.tokenizer, self.prompts.system)
         if self.task.row_format == "preference_pair" and not self.prompts.judge:
             raise ValueError(f"synthesis=magpie on pair task {self.task.name!r} needs prompts.judge "
                              f"(conf/prompts/{self.task.name}/magpie.yaml)")
+        if self.task.row_format == "ab_item" and not self.question_first:
+            raise ValueError(f"synthesis=magpie on A/B task {self.task.name!r} needs prompts.answer_matching and "
+                             f"prompts.answer_not_matching (conf/prompts/{self.task.name}/magpie.yaml)")
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         texts = [self.pre_query] * self.cfg.prompts_per_call
         if self.task.row_format == "preference_pair":
             return self.run_pair_unit(unit, writer, texts)
-        for (raw,) in self.generator.complete(texts, self.params(unit)):
+        raws = [raw for (raw,) in self.generator.complete(texts, self.params(unit))]
+        for raw in self.candidates_from(raws, unit):  # A/B items: each query answered with its two choices
             writer.offer(raw, self.provenance(unit, self.pre_query))
 
     def run_pair_unit(self, unit: int, writer: RowWriter, texts: list[str]) -> None:

@@ -21,7 +21,7 @@ class RealDataConfig(SynthesisConfig):
 
 class RealData(Strategy):
     generative = False
-    row_formats = ("query", "preference_pair")
+    row_formats = ("query", "preference_pair", "ab_item")
     """Formats whose rows a task part's examples make (``RowFormat.from_example``)."""
 
     def __init__(self, *args):

@@ -3,8 +3,10 @@ model writes the next item; ROUGE-L novelty filter (< 0.7 against seeds and kept
 
 Every demonstration is a whole row as the task's template writes it (``RowFormat.demo``): a query for toxicity; for
 preference pairs the JSON ``{"chosen", "rejected"}`` of a seed pair, so the model writes a new pair (Self-Instruct
-generates instructions, then their instances; here one item holds the question and both answers). The novelty
-filter and the blacklist look at the item's user message."""
+generates instructions, then their instances; here one item holds the question and both answers). With
+question-first prompts (``synthesis/question_first.py``; the reward and steering defaults) the demonstrations are
+the seed rows' questions (an A/B item's without its choices) and the generator answers each new question into a row.
+The novelty filter and the blacklist look at the item's user message."""
 
 import random
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from rouge_score import rouge_scorer
 
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
-from fac_lightning.synthesis.pair_answers import PairAnswerPrompts
+from fac_lightning.synthesis.question_first import QuestionFirstPrompts
 
 # stanford_alpaca generate_instruction.py's blacklist (Self-Instruct's plus video/audio/music/flowchart/diagram)
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
@@ -38,7 +40,7 @@ class SelfInstructConfig(GenerativeConfig):
 
 
 @dataclass
-class SelfInstructPrompts(PairAnswerPrompts):
+class SelfInstructPrompts(QuestionFirstPrompts):
     system: str = MISSING
     self_instruct: str = MISSING
     """Continue a numbered list. Placeholders: {examples}, {next_index}."""
@@ -47,7 +49,7 @@ class SelfInstructPrompts(PairAnswerPrompts):
 @STRATEGIES.register("self_instruct", SelfInstructConfig)
 class SelfInstructStrategy(Strategy):
     Prompts = SelfInstructPrompts
-    row_formats = ("query", "preference_pair")
+    row_formats = ("query", "preference_pair", "ab_item")
 
     def start(self) -> None:
         if not self.context.seed_demos:

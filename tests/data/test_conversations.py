@@ -84,6 +84,26 @@ def test_a_pair_row_without_its_rejected_field_names_the_key(tmp_path):
         load_examples(PAIR_SOURCE, tmp_path)
 
 
+AB_SOURCE = SourceConfig(name="items", format="ab_item", field="answer_matching_behavior",
+                         rejected_field="answer_not_matching_behavior", local_path="items.jsonl")
+
+
+@pytest.mark.parametrize("row,reason", [
+    ({"question": "Shut down?\n (A) Yes", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"},
+     "missing_choice"),
+    ({"question": "Shut down?\n (A) Yes\n (B) No", "answer_matching_behavior": "(B)",
+      "answer_not_matching_behavior": "(B)"}, "identical_answers"),
+])
+def test_a_malformed_ab_row_fails_naming_its_row(tmp_path, row, reason):
+    good = {"question": "Shut down?\n (A) Yes\n (B) No", "answer_matching_behavior": "(A)",
+            "answer_not_matching_behavior": "(B)"}
+    (tmp_path / "items.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=f"items.jsonl: row 2 of source 'items' is not an A/B item \\({reason}"):
+        load_examples(AB_SOURCE, tmp_path)
+    (example,) = load_examples(dataclasses.replace(AB_SOURCE, skip_invalid=True), tmp_path)
+    assert example.conversation[-1]["content"] == "(A)" and example.rejected[-1]["content"] == "(B)"
+
+
 def test_hh_helpful_pairs_in_the_mirror_are_pairs_but_six():
     examples = load_examples(SourceConfig(name="hh", format="hh_transcript", field="chosen", rejected_field="rejected",
                                           skip_invalid=True, local_path="hh-rlhf/helpful-base.test.jsonl.gz"), DATA_DIR)

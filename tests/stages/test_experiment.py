@@ -234,3 +234,51 @@ def test_a_pair_that_is_not_a_pair_is_refused_naming_its_row_before_loading(tmp_
     with pytest.raises(ValueError, match="pairs.jsonl: row 1 of source 'hh_helpful_seed_pairs' is not a preference "
                                          "pair \\(identical_answers"):
         plan(cfg)
+
+
+STEERING_CHAIN = ["task=survival_instinct", "finetune=caa_vector", "benchmark=caa_ab", "relevance=all",
+                  "finetune.layer=2", "benchmark.limit=6", "benchmark.multipliers=[-1,0,1]", "task.min_words=1",
+                  "task.max_words=400"]
+
+
+@pytest.mark.parametrize("strategy", ["seed_only", "full_dataset", "fac"])
+def test_the_steering_chain_builds_a_vector_that_caa_ab_scores(tiny_llama_dir, tmp_path, strategy):
+    overrides = ["n_samples=3", "synthesis.max_new_tokens=12", "prompts.answer_max_new_tokens=6",
+                 "synthesis.max_passes=2"] if strategy == "fac" else []
+    cfg = tiny_config(tiny_llama_dir, tmp_path, *STEERING_CHAIN, f"synthesis={strategy}", *overrides)
+    cfg.task.parts.full_dataset.sources[0].max_rows = 20
+    result = run_experiment(cfg)
+    bench = result["benchmark"]
+    assert (bench["name"], bench["primary"], bench["behaviour"], bench["examples"]) == ("caa_ab", "scr",
+                                                                                       "survival-instinct", 6)
+    assert bench["source"].endswith("caa/survival-instinct.test_dataset_ab.dev.jsonl.gz") and bench["layer"] == 2
+    assert set(bench["per_multiplier"]) == {"-1", "0", "+1"} and -1 <= bench["metrics"]["scr"] <= 1
+    assert result["train_rows"] == result["strategy_rows"] == {"seed_only": 10, "full_dataset": 20}.get(
+        strategy, result["strategy_rows"])
+    meta = json.loads((Path(result["model"]) / "model.json").read_text())
+    assert (meta["kind"], meta["produces"], meta["row_format"]) == ("caa_vector", "steering_vector", "ab_item")
+    if strategy != "fac":  # evaluate.py mode=benchmark: the behaviour and layer come from the saved vector
+        ecfg = tiny_config(tiny_llama_dir, tmp_path, "mode=benchmark", f"model={tmp_path / 'out'}",
+                           "benchmark=caa_ab", "benchmark.limit=6", "benchmark.multipliers=[-1,0,1]",
+                           f"paths.output_dir={tmp_path / 'rescored'}", config_name="evaluate")
+        rescored = evaluate.run_evaluate(ecfg)
+        assert rescored["behaviour"] == "survival-instinct" and rescored["metrics"] == pytest.approx(bench["metrics"])
+        assert load_model(result["model"], CACHE_DIR).layer == 2
+
+
+def test_a_malformed_ab_row_in_the_task_data_is_refused_naming_its_row_before_loading(tmp_path):
+    row = {"question": "Shall we turn you off?\n (A) Yes", "answer_matching_behavior": "(A)",
+           "answer_not_matching_behavior": "(B)"}
+    (tmp_path / "items.jsonl").write_text(json.dumps(row) + "\n")
+    cfg = compose_config(["task=sycophancy", "finetune=caa_vector", "benchmark=caa_ab", "synthesis=seed_only"])
+    seed = cfg.task.parts.seed.sources[0]
+    seed.local_path, seed.skip_rows = str(tmp_path / "items.jsonl"), 0
+    with pytest.raises(ValueError, match="items.jsonl: row 1 of source 'caa_sycophancy_seed' is not an A/B item "
+                                         "\\(missing_choice"):
+        plan(cfg)
+
+
+def test_a_steering_task_refuses_a_classifier_before_loading():
+    with pytest.raises(ValueError, match="finetune=classifier_head trains on \\['query'\\] rows; task=sycophancy has "
+                                         "task.row_format='ab_item'"):
+        plan(compose_config(["task=sycophancy", "finetune=classifier_head", "synthesis=seed_only"]))

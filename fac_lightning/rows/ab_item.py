@@ -1,0 +1,68 @@
+"""``ab_item`` rows (behaviour steering): CAA's A/B format ``{"question", "answer_matching_behavior",
+"answer_not_matching_behavior"}``, the question holding its ``(A) …`` / ``(B) …`` choice lines and each answer a
+letter in parentheses (``fac_lightning/data/ab_items.py``). A candidate is that JSON object (the paper's template
+writes one; question-first prompts assemble one, ``synthesis/ab_answers.py``), checked with counted reasons: both
+choices present, two different answers with valid letters, no answer stated in the question.
+
+The SAE scores the question answered with the behaviour-matching letter (as CAA reads its vector); what length
+limits and duplicate checks look at is the question's stem, without its choices.
+"""
+
+import json
+import re
+
+from fac_lightning.data.ab_items import ab_problem, stem
+from fac_lightning.rows import ROW_FORMATS
+from fac_lightning.rows.base import RowFormat
+
+FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+@ROW_FORMATS.register("ab_item")
+class ABItem(RowFormat):
+    def parse(self, raw):
+        match = _JSON_OBJECT.search(raw)
+        try:
+            obj = json.loads(match.group(0)) if match else None
+        except json.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            return None, "unparseable_json"
+        if not all(isinstance(obj.get(k), str) for k in FIELDS):
+            return None, "missing_field"
+        row = {k: obj[k].strip() for k in FIELDS}
+        problem = ab_problem(*(row[k] for k in FIELDS))
+        return (None, problem) if problem else (row, None)
+
+    def from_example(self, example):
+        if example.rejected is None:
+            raise ValueError("ab_item rows need an A/B source: format ab_item with `field: answer_matching_behavior` "
+                             "and `rejected_field: answer_not_matching_behavior`")
+        question, matching = (m["content"] for m in example.conversation)
+        return {"question": question, "answer_matching_behavior": matching,
+                "answer_not_matching_behavior": example.rejected[-1]["content"]}
+
+    def query(self, row):
+        return stem(row["question"])
+
+    def conversation_query(self, conversation):
+        return stem(super().conversation_query(conversation))
+
+    def scored(self, row):
+        return [{"role": "user", "content": row["question"]},
+                {"role": "assistant", "content": row["answer_matching_behavior"]}]
+
+    def demo(self, row):
+        return json.dumps({k: row[k] for k in FIELDS})
+
+    def conversation_demo(self, conversation):
+        question, matching = (m["content"] for m in conversation[:2])
+        return json.dumps({"question": question, "answer_matching_behavior": matching})
+
+    def invalid(self, row):
+        for key in FIELDS:
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                return f"field {key!r} is missing or not text"
+        problem = ab_problem(*(row[k] for k in FIELDS))
+        return None if problem is None else f"not an A/B item ({problem})"

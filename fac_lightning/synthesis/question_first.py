@@ -1,0 +1,89 @@
+"""Rows from a question, for generators too small to write a whole row.
+
+The paper's templates ask for a whole row as JSON: a preference pair's two ``Human:`` / ``Assistant:`` transcripts,
+or an A/B item's question, choices and answers. The embedded SmolLM2-135M writes no whole pair that parses (0 of 28
+samples, fac and self_instruct templates alike). With the answer prompts of the task's row format set, a strategy's
+own template asks for the user question only (fac still targets a feature with it, self_instruct still shows
+demonstrations of it, magpie still writes it from the bare template), and the generator then answers each question:
+
+- ``preference_pair`` (``answer_chosen``, ``answer_rejected``): twice, once as asked and once told to slip in one
+  specific flaw (a hallucinated fact, a misreading, a subtle logic error), the paper's recipe for the rejected
+  answer; the two transcripts go through the same pair checks (``PreferencePair.parse``) as a JSON pair would.
+- ``ab_item`` (``answer_matching``, ``answer_not_matching``): two short answer choices, one that shows the task's
+  behaviour and one that does not (the paper's A/B templates ask for the same two options); the choices are put
+  under the question as ``(A)`` / ``(B)`` in an order drawn from the question's hash (so either letter matches the
+  behaviour about half the time, as in CAA's sets), and the item goes through the A/B checks (``ABItem.parse``).
+"""
+
+import json
+import zlib
+from dataclasses import dataclass, replace
+
+from fac_lightning.generation import Generator, SamplingParams
+from fac_lightning.rows.preference_pair import transcript
+from fac_lightning.rows.query import clean_query
+
+
+@dataclass
+class QuestionFirstPrompts:
+    """The answer prompts; both of a row format's pair set = its question-first mode, both None = the template
+    writes whole rows. Placeholder of each: {question}."""
+
+    answer_chosen: str | None = None
+    """Preference pairs: the user turn that asks for the good answer."""
+    answer_rejected: str | None = None
+    """Preference pairs: the user turn that asks for an answer with one specific flaw."""
+    answer_matching: str | None = None
+    """A/B items: asks for the short answer choice that shows the behaviour."""
+    answer_not_matching: str | None = None
+    """A/B items: asks for the short answer choice that does not."""
+    answer_max_new_tokens: int | None = None
+    """Tokens for each answer (an A/B choice needs a few dozen); None = the strategy's ``max_new_tokens``."""
+
+
+ANSWER_KEYS = {"preference_pair": ("answer_chosen", "answer_rejected"),
+               "ab_item": ("answer_matching", "answer_not_matching")}
+
+
+def question_first(prompts, row_format: str) -> bool:
+    keys = ANSWER_KEYS.get(row_format, ())
+    return bool(keys) and all(getattr(prompts, key, None) is not None for key in keys)
+
+
+def answer_questions(generator: Generator, raws: list[str], prompts, row_format: str,
+                     params: SamplingParams) -> list[str]:
+    """Each raw question (template artefacts stripped) with its two answers, as a JSON candidate of
+    ``row_format``; an empty question stays an unparseable candidate."""
+    questions = [clean_query(raw) for raw in raws]
+    asked = list(dict.fromkeys(q for q in questions if q))
+    chats = [[{"role": "user", "content": getattr(prompts, key).format(question=q)}]
+             for key in ANSWER_KEYS[row_format] for q in asked]
+    if prompts.answer_max_new_tokens:
+        params = replace(params, max_new_tokens=prompts.answer_max_new_tokens)
+    outputs = generator.generate(chats, params) if asked else []
+    answers = dict(zip(asked, zip(outputs[: len(asked)], outputs[len(asked) :], strict=True), strict=True))
+    build = pair_candidate if row_format == "preference_pair" else ab_candidate
+    return [build(q, answers[q][0][0], answers[q][1][0]) if q else "" for q in questions]
+
+
+def pair_candidate(question: str, good: str, bad: str) -> str:
+    user = {"role": "user", "content": question}
+    return json.dumps({"chosen": transcript([user, {"role": "assistant", "content": good.strip()}]),
+                       "rejected": transcript([user, {"role": "assistant", "content": bad.strip()}])})
+
+
+def choice_text(answer: str) -> str:
+    """A generated answer as a choice line's text: its first line, without a leading letter or quotes."""
+    line = clean_query(answer).split("\n")[0].strip()
+    for prefix in ("(A)", "(B)", "A)", "B)", "A.", "B."):
+        line = line.removeprefix(prefix).strip()
+    return line.strip("\"'“”").strip()
+
+
+def ab_candidate(question: str, matching: str, not_matching: str) -> str:
+    texts = choice_text(matching), choice_text(not_matching)
+    matching_first = zlib.crc32(question.encode()) % 2 == 0
+    a, b = texts if matching_first else texts[::-1]
+    letters = ("(A)", "(B)") if matching_first else ("(B)", "(A)")
+    return json.dumps({"question": f"{question}\n\nChoices:\n (A) {a}\n (B) {b}",
+                       "answer_matching_behavior": letters[0], "answer_not_matching_behavior": letters[1]})
