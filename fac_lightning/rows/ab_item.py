@@ -9,25 +9,19 @@ limits and duplicate checks look at is the question's stem, without its choices.
 """
 
 import json
-import re
 
 from fac_lightning.data.ab_items import ab_problem, stem
 from fac_lightning.rows import ROW_FORMATS
-from fac_lightning.rows.base import RowFormat
+from fac_lightning.rows.base import RowFormat, json_object
 
 FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 @ROW_FORMATS.register("ab_item")
 class ABItem(RowFormat):
     def parse(self, raw):
-        match = _JSON_OBJECT.search(raw)
-        try:
-            obj = json.loads(match.group(0)) if match else None
-        except json.JSONDecodeError:
-            obj = None
-        if not isinstance(obj, dict):
+        obj = json_object(raw)
+        if obj is None:
             return None, "unparseable_json"
         if not all(isinstance(obj.get(k), str) for k in FIELDS):
             return None, "missing_field"

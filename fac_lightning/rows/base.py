@@ -6,7 +6,22 @@ message length and duplicate checks look at (``query``), how the row is shown ba
 answer (``demo``), and what makes a stored row malformed (``invalid``).
 """
 
+import json
+import re
+
 from fac_lightning.data.conversations import Conversation, Example
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def json_object(raw: str) -> dict | None:
+    """The JSON object a generator wrote somewhere in its reply (from the first ``{`` to the last ``}``), or None."""
+    match = _JSON_OBJECT.search(raw)
+    try:
+        obj = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 class RowFormat:

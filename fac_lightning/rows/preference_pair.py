@@ -9,9 +9,8 @@ import re
 
 from fac_lightning.data.conversations import Conversation, pair_problem, parse_hh_transcript
 from fac_lightning.rows import ROW_FORMATS
-from fac_lightning.rows.base import RowFormat
+from fac_lightning.rows.base import RowFormat, json_object
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _REFUSAL = re.compile(r"^\s*(?:I'?m sorry|I am sorry|I can(?:'|no)t|I'm not able|As an AI)", re.IGNORECASE)
 MAX_LENGTH_RATIO = 2.0
 """chosen / rejected final answers must be within this word-count ratio of each other ("similar length")."""
@@ -34,12 +33,8 @@ def pair_from_transcripts(chosen: Conversation, rejected: Conversation) -> tuple
 @ROW_FORMATS.register("preference_pair")
 class PreferencePair(RowFormat):
     def parse(self, raw):
-        match = _JSON_OBJECT.search(raw)
-        try:
-            obj = json.loads(match.group(0)) if match else None
-        except json.JSONDecodeError:
-            obj = None
-        if not isinstance(obj, dict):
+        obj = json_object(raw)
+        if obj is None:
             return None, "unparseable_json"
         if not all(isinstance(obj.get(k), str) for k in ("chosen", "rejected")):
             return None, "missing_chosen_or_rejected"
