@@ -27,7 +27,7 @@ def test_a_failed_build_leaves_its_partial_folder_to_resume_and_a_finished_one_i
         (work / "table").write_text("complete")
 
     assert ensure_artifact(final, resume) == final
-    assert calls == [["chunk-1"]] and sorted(p.name for p in final.iterdir()) == ["table"]
+    assert calls == [["chunk-1"]] and sorted(p.name for p in final.iterdir()) == ["checksums.json", "table"]
     assert not partial_dir(final).exists()
     ensure_artifact(final, lambda work: pytest.fail("an existing artifact is rebuilt"))
 

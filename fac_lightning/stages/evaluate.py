@@ -20,6 +20,7 @@ from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.leaderboard import write_leaderboard
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
+from fac_lightning.stages.preflight import preflight
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -124,4 +125,5 @@ MODES = {Mode.dataset: lambda cfg: evaluate_dataset(cfg, feature_space(cfg)),
 
 
 def run_evaluate(cfg: DictConfig):
+    preflight(cfg, sae=cfg.mode in (Mode.dataset, Mode.features))
     return MODES[cfg.mode](cfg)
