@@ -166,6 +166,9 @@ def backbone_shape(cfg: BackboneConfig, cache_dir: str | Path) -> BackboneShape:
         path = str(converted)
     else:
         path = cfg.model
+        if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():  # a hub id never starts so
+            raise FileNotFoundError(f"backbone.model={path}: no such folder (a local model folder, or a hub id such "
+                                    "as meta-llama/Llama-3.1-8B-Instruct)")
     config = AutoConfig.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     text = config.get_text_config()
     return BackboneShape(text.num_hidden_layers, text.hidden_size, path)

@@ -200,10 +200,15 @@ def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], s
                                               split=source.split))
         except (ConnectionError, OSError) as e:
             raise unreachable(source, data_dir, e) from e
+    read = len(rows)
     if source.where:
         rows = [r for r in rows if all(str(field_value(r, k)) == str(v) for k, v in source.where.items())]
-    rows = rows[source.skip_rows :]
-    return rows[: source.max_rows], origin
+    kept = rows[source.skip_rows :][: source.max_rows]
+    if not kept:  # an empty file, a filter that matches nothing or a skip past the end: never a silent empty set
+        where = f", {len(rows)} match where={dict(source.where)}" if source.where else ""
+        raise DataError(f"{origin}: source {source.name!r} has no rows to use ({read} read{where}, "
+                        f"skip_rows={source.skip_rows}, max_rows={source.max_rows})")
+    return kept, origin
 
 
 def pair_problem(chosen: Conversation, rejected: Conversation) -> str | None:
