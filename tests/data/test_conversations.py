@@ -132,3 +132,13 @@ def test_preference_pair_rows_are_read_as_pairs_by_format_inference(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(row) + "\n")
     (example,) = load_examples(infer_source(tmp_path / "rows.jsonl"), tmp_path)
     assert example.conversation == row["prompt"] + row["chosen"] and example.rejected == row["prompt"] + row["rejected"]
+
+
+@pytest.mark.parametrize("content,skip,message", [
+    ("", 0, r"empty.jsonl: source 's' has no rows to use \(0 read, skip_rows=0, max_rows=None\)"),
+    ('{"prompt": "a"}\n{"prompt": "b"}\n', 800, r"source 's' has no rows to use \(2 read, skip_rows=800"),
+])
+def test_a_source_with_no_rows_to_use_is_named_not_silently_empty(tmp_path, content, skip, message):
+    (tmp_path / "empty.jsonl").write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_conversations(SourceConfig(name="s", format="prompt", local_path="empty.jsonl", skip_rows=skip), tmp_path)
