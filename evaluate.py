@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fac_lightning.config import register_configs
+from fac_lightning.signals import stop_on_sigterm
 from fac_lightning.stages.evaluate import run_evaluate
 
 register_configs()
@@ -18,6 +19,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    stop_on_sigterm()
     run_evaluate(cfg)
 
 

@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fac_lightning.config import register_configs
+from fac_lightning.signals import stop_on_sigterm
 from fac_lightning.stages.synthesis import run_synthesis_stage
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    stop_on_sigterm()
     folder = run_synthesis_stage(cfg)
     print(f"synthetic data set: {folder / 'rows.jsonl'}\nmanifest: {folder / 'manifest.json'}")
 

@@ -7,7 +7,9 @@ import hydra
 from omegaconf import DictConfig
 
 from fac_lightning.config import register_configs
+from fac_lightning.signals import stop_on_sigterm
 from fac_lightning.stages.experiment import run_experiment
+from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.sae import run_sae_stage
 
 log = logging.getLogger(__name__)
@@ -18,8 +20,10 @@ STAGES = {"sae": run_sae_stage, "experiment": run_experiment}
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    stop_on_sigterm()
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage!r} is unknown; choose from {sorted(STAGES)}")
+    preflight(cfg)  # every value, the layer and the SAE's width, before any model loads
     result = STAGES[cfg.stage](cfg)
     log.info("stage %s done: %s", cfg.stage, result)
 

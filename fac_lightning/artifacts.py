@@ -5,6 +5,16 @@ check again (another process may have finished it while we waited), let ``build`
 (which survives a kill: builders keep their checkpoints, scored chunks or finished units there and resume from them),
 then rename ``.partial`` to ``final`` in one step. So a folder that exists is complete, two processes asking for the
 same artifact (two sweeps, a sweep and a benchmark) never write one ``.partial`` at once, and nothing is overwritten.
+
+Right before the rename, ``checksums.json`` records the size and SHA-256 of every file of the artifact. An existing
+artifact is verified against it before it is reused, and each kind's loader verifies the folder it reads (``load_sae``,
+``FeatureTable.load``, the synthesis stage's ``read_rows``, ``load_model``), so a truncated or altered file is never
+used silently. What happens then is the caller's choice, ``on_corrupt``: ``rebuild`` (the bad folder is moved aside to
+``<artifact>.corrupt`` and built again: for cheap, deterministic artifacts) or ``refuse`` (an ``ArtifactError`` names
+the file and says how to rebuild: for expensive or irreproducible ones). A folder made before checksums existed has
+no ``checksums.json``: it is accepted as it is, and its checksums are recorded then (with a log line), so that later
+damage is caught. Verified folders are remembered per process by their files' sizes and modification times, so a
+folder is hashed once, not at every load.
 """
 
 import fcntl
@@ -12,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,17 +65,116 @@ def partial_dir(final: str | Path) -> Path:
     return final.with_name(final.name + ".partial")
 
 
-def ensure_artifact(final: str | Path, build: Callable[[Path], None], what: str = "artifact") -> Path:
+CHECKSUMS = "checksums.json"
+REFUSE, REBUILD = "refuse", "rebuild"
+
+
+class ArtifactError(RuntimeError):
+    """A finished artifact whose files do not match its checksums; the message names the folder and the files."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+
+
+def _fingerprint(folder: Path) -> tuple:
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+_VERIFIED: dict[Path, tuple] = {}
+"""Folders verified in this process, with the fingerprint (files, sizes, mtimes) they had then."""
+
+
+def write_checksums(folder: str | Path) -> None:
+    """Record the size and SHA-256 of every file of ``folder`` in its ``checksums.json``."""
+    folder = Path(folder)
+    files = {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in _files(folder)}
+    write_json_atomic(folder / CHECKSUMS, {"files": files})
+    _VERIFIED[folder.resolve()] = _fingerprint(folder)
+
+
+def artifact_problems(folder: str | Path) -> list[str]:
+    """What is wrong with a finished artifact's files (empty: nothing). A folder without ``checksums.json`` (made
+    before checksums existed) is accepted and gets one now."""
+    folder = Path(folder)
+    key = folder.resolve()
+    if _VERIFIED.get(key) == _fingerprint(folder):
+        return []
+    manifest = folder / CHECKSUMS
+    if not manifest.exists():
+        log.info("%s has no %s (made before artifacts carried checksums): accepting it as it is and recording its "
+                 "checksums now", folder, CHECKSUMS)
+        try:
+            write_checksums(folder)
+        except OSError as e:  # a read-only folder is still used, unchecked
+            log.warning("could not write %s: %s", manifest, e)
+        return []
+    try:
+        expected = json.loads(manifest.read_text())["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        return [f"{CHECKSUMS}: unreadable ({e})"]
+    problems = []
+    for name, want in expected.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size != want["size"]:
+            problems.append(f"{name}: {path.stat().st_size} bytes, {want['size']} expected (truncated or altered)")
+        elif file_sha256(path) != want["sha256"]:
+            problems.append(f"{name}: content differs from its checksum (altered)")
+    if not problems:
+        _VERIFIED[key] = _fingerprint(folder)
+    return problems
+
+
+def corrupt_message(folder: Path, what: str, problems: list[str], hint: str = "") -> str:
+    return (f"{what} {folder} is corrupted and was not used: {'; '.join(problems)}. "
+            f"{hint or 'Delete the folder to build it again'} (rm -r {folder}).")
+
+
+def verify_artifact(folder: str | Path, what: str = "artifact", hint: str = "") -> Path:
+    """``folder`` if its files match its checksums, else an ``ArtifactError`` naming them (loaders call this)."""
+    folder = Path(folder)
+    problems = artifact_problems(folder)
+    if problems:
+        raise ArtifactError(corrupt_message(folder, what, problems, hint))
+    return folder
+
+
+def ensure_artifact(final: str | Path, build: Callable[[Path], None], what: str = "artifact",
+                    on_corrupt: str = REFUSE, hint: str = "") -> Path:
     """The artifact at ``final``, built by ``build(partial_folder)`` if it does not exist yet (see the module doc).
-    ``build`` must leave in the folder only what the artifact holds (scratch files removed)."""
+    ``build`` must leave in the folder only what the artifact holds (scratch files removed). An existing artifact
+    whose files do not match its checksums is rebuilt (``on_corrupt="rebuild"``) or refused with ``hint`` on how to
+    rebuild it (``"refuse"``)."""
     final = Path(final)
     if final.exists():
-        log.info("%s exists, reusing %s", what, final)
-        return final
+        problems = artifact_problems(final)
+        if not problems:
+            log.info("%s exists, reusing %s", what, final)
+            return final
+        if on_corrupt == REFUSE:
+            raise ArtifactError(corrupt_message(final, what, problems, hint))
     with artifact_lock(final):
+        if final.exists() and artifact_problems(final):  # still corrupted once we hold the lock: move it aside
+            aside = final.with_name(final.name + ".corrupt")
+            shutil.rmtree(aside, ignore_errors=True)
+            final.rename(aside)
+            log.warning("%s %s is corrupted (%s): moved to %s and building it again", what, final,
+                        "; ".join(artifact_problems(aside)), aside)
         if not final.exists():
             work = partial_dir(final)
             work.mkdir(parents=True, exist_ok=True)
             build(work)
+            write_checksums(work)
             work.rename(final)
+            _VERIFIED[final.resolve()] = _fingerprint(final)
     return final

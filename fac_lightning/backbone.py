@@ -75,12 +75,16 @@ def gguf_path(cfg: BackboneConfig) -> Path:
     return path
 
 
+def converted_dir(cfg: BackboneConfig, cache_dir: str | Path) -> Path:
+    """Where ``convert_gguf`` keeps the safetensors copy of a packaged GGUF."""
+    src = gguf_path(cfg)
+    key = hashlib.sha1(f"{src.name}:{src.stat().st_size}".encode()).hexdigest()[:10]
+    return Path(cache_dir) / "backbones" / f"{cfg.name}-{key}"
+
+
 def convert_gguf(cfg: BackboneConfig, cache_dir: str | Path) -> Path:
     """Dequantize a packaged GGUF into a safetensors folder (once; atomic) and return that folder."""
-    src = gguf_path(cfg)
-    stat = src.stat()
-    key = hashlib.sha1(f"{src.name}:{stat.st_size}".encode()).hexdigest()[:10]
-    dst = Path(cache_dir) / "backbones" / f"{cfg.name}-{key}"
+    src, dst = gguf_path(cfg), converted_dir(cfg, cache_dir)
     if (dst / "config.json").exists():
         return dst
     log.info("converting %s to safetensors in %s (once)", src, dst)
@@ -108,6 +112,7 @@ def resolve_model_path(cfg: BackboneConfig, cache_dir: str | Path) -> str:
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto`` is bf16 where the hardware runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32."""
+    name = getattr(name, "value", name)  # a Dtype member or its name
     if name != "auto":
         return getattr(torch, name)
     if device.type == "cuda":
@@ -133,6 +138,48 @@ def load_tokenizer(cfg: BackboneConfig, path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+@dataclass
+class BackboneShape:
+    n_layers: int
+    d_model: int
+    where: str
+    """What the shape was read from (a config.json folder, a hub id or a GGUF file)."""
+
+
+def backbone_shape(cfg: BackboneConfig, cache_dir: str | Path) -> BackboneShape:
+    """Decoder blocks and width of a backbone, read from its config (or a GGUF's header) without loading weights."""
+    if cfg.gguf_package or cfg.gguf_assembler:
+        converted = converted_dir(cfg, cache_dir)
+        if not (converted / "config.json").exists():
+            from gguf import GGUFReader
+
+            src = gguf_path(cfg)
+            fields = GGUFReader(src).fields
+
+            def value(key: str):
+                field = fields[key]
+                return field.parts[field.data[0]]
+
+            arch = bytes(value("general.architecture")).decode()
+            return BackboneShape(int(value(f"{arch}.block_count")[0]), int(value(f"{arch}.embedding_length")[0]),
+                                 str(src))
+        path = str(converted)
+    else:
+        path = cfg.model
+        if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():  # a hub id never starts so
+            raise FileNotFoundError(f"backbone.model={path}: no such folder (a local model folder, or a hub id such "
+                                    "as meta-llama/Llama-3.1-8B-Instruct)")
+    config = AutoConfig.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    text = config.get_text_config()
+    return BackboneShape(text.num_hidden_layers, text.hidden_size, path)
+
+
+def check_layer(cfg: BackboneConfig, shape: BackboneShape) -> None:
+    if not 1 <= cfg.layer <= shape.n_layers:
+        raise ValueError(f"backbone.layer={cfg.layer} is out of range for {cfg.name!r} ({shape.where}): it has "
+                         f"{shape.n_layers} decoder blocks, so the layer must be in 1..{shape.n_layers}")
+
+
 def load_backbone(cfg: BackboneConfig | DictConfig, cache_dir: str | Path) -> Backbone:
     """Load model + tokenizer, validate the layer and compute the chat template prefix."""
     if isinstance(cfg, DictConfig):
@@ -140,11 +187,7 @@ def load_backbone(cfg: BackboneConfig | DictConfig, cache_dir: str | Path) -> Ba
     path = resolve_model_path(cfg, cache_dir)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    config = AutoConfig.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    n_layers = config.get_text_config().num_hidden_layers
-    if not 1 <= cfg.layer <= n_layers:
-        raise ValueError(f"backbone.layer={cfg.layer} is out of range for {cfg.name!r} ({path}): it has "
-                         f"{n_layers} decoder blocks, so the layer must be in 1..{n_layers}")
+    check_layer(cfg, backbone_shape(cfg, cache_dir))
     tokenizer = load_tokenizer(cfg, path)
     model = AutoModelForCausalLM.from_pretrained(path, revision=cfg.revision, dtype=dtype,
                                                  trust_remote_code=cfg.trust_remote_code)

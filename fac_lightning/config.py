@@ -8,13 +8,17 @@ field's docstring says where its default comes from.
 """
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+from fac_lightning.checks import ConfigError, at_least, require
 
 
 class Positions(str, Enum):
@@ -36,6 +40,25 @@ class Embedder(str, Enum):
     none = "none"
 
 
+class Dtype(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class SourceFormat(str, Enum):
+    messages = "messages"
+    hh_transcript = "hh_transcript"
+    instruction_output = "instruction_output"
+    prompt = "prompt"
+    preference = "preference"
+    ab_item = "ab_item"
+
+
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 @dataclass
 class BackboneConfig:
     name: str = MISSING
@@ -54,7 +77,7 @@ class BackboneConfig:
     layer: int = MISSING
     """Residual stream read = output of decoder block ``layer`` counted from 1 = HF ``hidden_states[layer]``.
     Paper: 16 for Llama-3.1-8B / Mistral-7B, 14 for Qwen2-7B (~50 % depth, App. I.2)."""
-    dtype: str = "auto"
+    dtype: Dtype = Dtype.auto
     """auto (bf16 where the device supports it, else float32) | float32 | bfloat16 | float16."""
     device: str = "auto"
     """auto (cuda if available) | cpu | cuda | cuda:N."""
@@ -63,6 +86,12 @@ class BackboneConfig:
     max_length: int = 512
     """Longest tokenized sequence fed to the backbone; longer ones are truncated (paper code: 512 for scoring)."""
     trust_remote_code: bool = False
+
+    def __post_init__(self):
+        at_least(self, 1, "layer", why=" (decoder blocks count from 1)")
+        at_least(self, 1, "max_length")
+        require(DEVICE.fullmatch(str(self.device)) is not None, "device", self.device,
+                "must be auto, cpu, mps, cuda or cuda:N")
 
 
 @dataclass
@@ -82,11 +111,15 @@ class ActivationsConfig:
     sort_window: int = 256
     """Sequences are sorted by length inside windows of this many to reduce padding."""
 
+    def __post_init__(self):
+        at_least(self, 1, "text_batch_size", "max_length", "buffer_tokens", "sort_window")
+        at_least(self, 0, "heldout_sequences")
+
 
 @dataclass
 class SourceConfig:
     name: str = MISSING
-    format: str = MISSING
+    format: SourceFormat = MISSING
     """How rows become chat conversations: messages | hh_transcript | instruction_output | prompt | preference (TRL's
     conversational preference rows: ``prompt`` messages + the ``field`` answer, e.g. ``chosen``) | ab_item (CAA's A/B
     items: the ``question`` as the user turn, the ``field`` answer letter, e.g. ``answer_matching_behavior``, as the
@@ -124,6 +157,10 @@ class SourceConfig:
     """Preference-pair sources: skip (and log, by row) the rows that are not pairs instead of failing on them (for
     public sets with known bad rows, e.g. HH-RLHF's empty or identical final answers)."""
 
+    def __post_init__(self):
+        at_least(self, 1, "max_rows")
+        at_least(self, 0, "skip_rows")
+
 
 @dataclass
 class DataConfig:
@@ -149,6 +186,12 @@ class FeaturesConfig:
     batch_size: int = 16
     chunk_size: int = 256
     """Samples per resumable chunk."""
+
+    def __post_init__(self):
+        at_least(self, 0, "floor", "top_spans")
+        require(self.delta >= self.floor, "delta", self.delta,
+                f"must be >= features.floor={self.floor} (tables store no score at or below the floor)")
+        at_least(self, 1, "span_tokens", "batch_size", "chunk_size")
 
     def table_key(self) -> dict:
         """The fields that determine a feature table's content (all but delta and the batching)."""
@@ -194,6 +237,18 @@ class TaskConfig:
     the row set's key by itself: the resolved prompts, which are, carry it."""
 
     REQUIRED_PARTS = ("anchor_positive", "anchor_negative", "seed")
+
+    def __post_init__(self):
+        from fac_lightning.rows import ROW_FORMATS
+
+        require(self.row_format in ROW_FORMATS.names(), "row_format", self.row_format,
+                f"must be a registered row format, one of {ROW_FORMATS.names()}")
+        at_least(self, 0, "background_rows", "min_words")
+        require(self.max_words >= self.min_words, "max_words", self.max_words, "must be >= task.min_words",
+                {"min_words": self.min_words})
+        at_least(self, 1, "max_new_tokens")
+        require(self.background_part is None or self.background_part in self.parts, "background_part",
+                self.background_part, f"must name one of task.parts {list(self.parts)}")
 
 
 @dataclass
@@ -245,6 +300,11 @@ class TrainConfig:
     """Extra Lightning callbacks (``_target_`` nodes) for every fit, SAE and finetunes alike."""
 
 
+ROOT_CHECKED = ("backbone", "sae", "activations", "data", "features", "task", "relevance", "generator", "synthesis",
+                "finetune", "benchmark")
+"""Root keys whose Config objects check their own fields (``validate_config``)."""
+
+
 @dataclass
 class EvaluateConfig(TrainConfig):
     """Root of ``evaluate.py``: the experiment's config plus what to evaluate."""
@@ -266,12 +326,43 @@ class EvaluateConfig(TrainConfig):
 
 def component_config(node: DictConfig | Any, registry) -> Any:
     """A group option's node as its component's Config object (the registry named by ``registry.key``'s last part),
-    so an unknown component or a key it does not have fails here, before any model loads."""
-    name_key = registry.key.rpartition(".")[2]
+    so an unknown component, a key it does not have or a value out of range fails here, before any model loads."""
+    group, _, name_key = registry.key.rpartition(".")
     entry = registry.get(node[name_key])
     if entry.config is None:
         return node
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(entry.config), node))
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(entry.config), node))
+    except ConfigError as e:
+        raise e.under(group) from None
+
+
+def check_node(node: DictConfig | ListConfig, key: str) -> None:
+    """Build every Config object inside ``node`` (innermost first, so an error names the innermost key), letting
+    their ``__post_init__`` checks run; a ConfigError is re-raised with its full key."""
+    children = enumerate(node) if isinstance(node, ListConfig) else ((k, node[k]) for k in node)
+    for name, child in children:
+        if isinstance(child, DictConfig | ListConfig):
+            check_node(child, f"{key}[{name}]" if isinstance(node, ListConfig) else f"{key}.{name}")
+    if isinstance(node, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
+        try:
+            OmegaConf.to_object(node)
+        except ConfigError as e:
+            raise e.under(key) from None
+        except (MissingMandatoryValue, InterpolationResolutionError):
+            pass  # a value the config leaves to be given later fails where it is read, naming it
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Every range and choice of a root config (train.yaml / evaluate.yaml), checked before any model loads: the
+    root's counts here, each Config object's fields in its ``__post_init__``."""
+    for key in ("n_samples", "cards"):
+        if key in cfg:
+            require(cfg[key] >= 1, key, cfg[key], "must be >= 1")
+    for key in ROOT_CHECKED:
+        node = cfg.get(key)
+        if isinstance(node, DictConfig):
+            check_node(node, key)
 
 
 def sweep_group(mode, sweep_dir: str) -> str | None:

@@ -2,6 +2,8 @@
 (built from a config, with SmolLM2's tokenizer) saved as a local folder so tests exercise the local-folder loader."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,31 @@ def tiny_config(tiny_llama_dir, tmp_path, *overrides, config_name: str = "train"
     cfg.task.parts.anchor_positive.sources[0].max_rows = 30
     cfg.task.parts.anchor_negative.sources[0].max_rows = 30
     return cfg
+
+
+CORPUS = ("[{name: alpaca_eval_gpt4_1106_preview, format: instruction_output, max_rows: 80, "
+          "local_path: alpaca_eval/gpt4_1106_preview.model_outputs.json.gz}]")
+TINY_CHAIN = [
+    "logger=csv", "sae.k=8", "sae.expansion_factor=4", "sae.batch_tokens=256", "sae.train_tokens=2560",
+    "sae.val_every_steps=1000", "activations.max_length=64", "activations.buffer_tokens=1024",
+    "activations.heldout_sequences=4", f"data.sources={CORPUS}", "task.parts.anchor_positive.sources.0.max_rows=30",
+    "task.parts.anchor_negative.sources.0.max_rows=30", "task.parts.seed.sources.0.max_rows=8", "n_samples=4",
+    "task.min_words=1", "task.max_words=400", "relevance=all", "task.background_rows=20", "benchmark.limit=40",
+    "synthesis=fac", "synthesis.max_new_tokens=12", "synthesis.feature_ratio=0.01", "synthesis.n=2", "synthesis.m=2",
+    "finetune.epochs=40",
+]
+"""What ``tests/stages/test_experiment.py::chain_config`` sets, as command-line overrides (40 head-only epochs keep
+the finetune running long enough to be stopped in the middle)."""
+
+
+def start_train(tiny_llama_dir: Path, artifacts: Path, run_dir: Path, *overrides: str,
+                env: dict | None = None) -> subprocess.Popen:
+    """``python train.py`` (the real entry point) on the tiny chain, in the background; stderr is kept."""
+    command = [sys.executable, "train.py", *tiny_backbone_overrides(tiny_llama_dir), *TINY_CHAIN,
+               f"paths.artifacts_dir={artifacts}", f"hydra.run.dir={run_dir}", *overrides]
+    env = {**os.environ, "FAC_DATA_DIR": str(DATA_DIR), "FAC_CACHE_DIR": str(CACHE_DIR), **(env or {})}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
 
 
 def kill_synthesis_after(monkeypatch, units: int) -> None:

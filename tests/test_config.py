@@ -159,3 +159,108 @@ def test_steering_behaviours_share_the_steering_prompts_with_their_own_text():
     assert "agrees with the user's opinion" in sycophancy.answer_matching and "{question}" in sycophancy.answer_matching
     assert "accepts being shut down" in survival.answer_matching
     assert sycophancy.feature_step1 == survival.feature_step1 and "Hello, my name is" in sycophancy.system
+
+
+BAD_VALUES = [
+    ("n_samples=-5", "n_samples=-5: must be >= 1"),
+    ("synthesis.temperature=-1", "synthesis.temperature=-1.0: must be >= 0 (0 = greedy decoding)"),
+    ("synthesis.temperature=0", ("synthesis.temperature=0.0, synthesis.n=2, synthesis.m=2: greedy decoding "
+                                 "(temperature 0) gives one sample per prompt; set n and m to 1, or a temperature > 0")),
+    ("synthesis.top_p=0", "synthesis.top_p=0.0: must be in (0, 1]"),
+    ("synthesis.top_p=1.5", "synthesis.top_p=1.5: must be in (0, 1]"),
+    ("synthesis.feature_ratio=0", "synthesis.feature_ratio=0.0: must be in (0, 1]"),
+    ("synthesis.max_passes=0", "synthesis.max_passes=0: must be >= 1"),
+    ("sae.k=0", "sae.k=0: must be >= 1"),
+    ("sae.lr=-0.001", "sae.lr=-0.001: must be > 0"),
+    ("sae.num_latents=16", "sae.k=32, sae.num_latents=16: must be <= sae.num_latents"),
+    ("sae.batch_tokens=0", "sae.batch_tokens=0: must be >= 1"),
+    ("finetune.epochs=0", "finetune.epochs=0: must be >= 1"),
+    ("finetune.lr=0", "finetune.lr=0.0: must be > 0"),
+    ("finetune.precision=fp8", "finetune.precision='fp8': must be one of ['auto', '32-true'"),
+    ("features.delta=-0.5", "features.delta=-0.5: must be >= features.floor=0.0"),
+    ("features.chunk_size=0", "features.chunk_size=0: must be >= 1"),
+    ("backbone.layer=0", "backbone.layer=0: must be >= 1 (decoder blocks count from 1)"),
+    ("backbone.device=gpu", "backbone.device='gpu': must be auto, cpu, mps, cuda or cuda:N"),
+    ("task.max_words=2", "task.max_words=2, task.min_words=5: must be >= task.min_words"),
+    ("task.parts.seed.sources.0.max_rows=0", "task.parts.seed.sources[0].max_rows=0: must be >= 1"),
+    ("benchmark.limit=0", "benchmark.limit=0: must be >= 1"),
+    ("relevance.fdr=0", "relevance.fdr=0.0: must be in (0, 1]"),
+    ("generator.batch_size=0", "generator.batch_size=0: must be >= 1"),
+    ("activations.buffer_tokens=0", "activations.buffer_tokens=0: must be >= 1"),
+    ("finetune=caa_vector finetune.layer=0", "finetune.layer=0: must be >= 1"),
+    ("finetune=caa_vector finetune.depth=1.5", "finetune.depth=1.5: must be in (0, 1]"),
+    ("benchmark=caa_ab benchmark.multipliers=[0,0.5]", "benchmark.multipliers=[0.0, 0.5]: must hold -1 and 1 (SCR)"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
+def test_a_value_out_of_range_is_named_with_what_is_allowed(override, message):
+    from fac_lightning.checks import ConfigError
+    from fac_lightning.config import validate_config
+
+    cfg = compose_config(override.split())
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    assert str(e.value).startswith(message)
+
+
+def test_each_component_config_names_its_group_when_built_alone():
+    from fac_lightning.checks import ConfigError
+    from fac_lightning.finetune.base import build_finetune
+
+    with pytest.raises(ConfigError, match=r"^finetune.lora_dropout=1.0: must be in \[0, 1\)$"):
+        build_finetune(compose_config(["finetune=classifier_lora", "finetune.lora_dropout=1.0"]).finetune)
+
+
+@pytest.mark.parametrize("overrides", [["synthesis=self_instruct", "synthesis.temperature=0"],
+                                       ["synthesis.temperature=0", "synthesis.n=1", "synthesis.m=1"],
+                                       ["synthesis.temperature=0", "synthesis.n=1", "synthesis.two_step=false"]])
+def test_greedy_decoding_is_allowed_with_one_sample_per_prompt(overrides):
+    from fac_lightning.config import validate_config
+
+    validate_config(compose_config(overrides))
+
+
+def test_the_entry_points_check_every_value_before_any_model_loads(monkeypatch):
+    from fac_lightning.checks import ConfigError
+    from fac_lightning.stages import experiment, synthesis
+
+    monkeypatch.setattr(experiment, "load_backbone", lambda *a: pytest.fail("a model loaded"))
+    monkeypatch.setattr(synthesis, "load_backbone", lambda *a: pytest.fail("a model loaded"))
+    for run in (experiment.run_experiment, synthesis.run_synthesis_stage):
+        with pytest.raises(ConfigError, match="synthesis.top_p=2.0"):
+            run(compose_config(["synthesis.top_p=2"]))
+
+
+@pytest.mark.parametrize("override,parts", [
+    ("sae.k=100000", ["sae.k=100000: must be <= the SAE's latents, 9216 (sae.expansion_factor=16 x d_model 576)"]),
+    ("backbone.layer=31", ["backbone.layer=31 is out of range for 'smollm2_135m'",
+                           "it has 30 decoder blocks, so the layer must be in 1..30"]),
+])
+def test_the_sae_width_and_the_layer_are_checked_against_the_backbone_without_loading_it(override, parts,
+                                                                                        monkeypatch):
+    from fac_lightning import backbone
+    from fac_lightning.stages.preflight import preflight
+
+    monkeypatch.setattr(backbone.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(ValueError) as e:
+        preflight(compose_config([override]))
+    assert all(part in str(e.value) for part in parts), str(e.value)
+
+
+def test_an_api_key_pasted_as_the_env_var_name_is_refused_without_showing_it():
+    from fac_lightning.checks import ConfigError
+    from fac_lightning.config import validate_config
+
+    cfg = compose_config(["generator=openai", "generator.model=m", "generator.base_url=http://x/v1",
+                          "generator.api_key_env=sk-test-0123456789abcdef"])
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    assert "generator.api_key_env='<not shown>': must be the NAME of the environment variable" in str(e.value)
+    assert "sk-test" not in str(e.value)
+
+
+def test_backbone_dtype_is_an_enum():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_config(["backbone.dtype=float8"])
+    assert "auto, float32, bfloat16, float16" in str(e.value.__cause__)

@@ -49,3 +49,14 @@ def test_unknown_dataset_is_named(tiny_llama_dir, tmp_path):
     cfg = evaluate_config(tiny_llama_dir, tmp_path, "dataset=no_such_set")
     with pytest.raises(FileNotFoundError, match="no_such_set"):
         evaluate.dataset_conversations(cfg)
+
+
+def test_dataset_mode_names_a_bad_file_before_any_model_loads(tmp_path, monkeypatch):
+    from fac_lightning.data.conversations import DataError
+    from tests.conftest import compose_config
+
+    (tmp_path / "rows.jsonl").write_text('{"text": "fine"}\n{"text": broken}\n')
+    monkeypatch.setattr(evaluate, "build_feature_space", lambda *a: pytest.fail("the feature space was built"))
+    cfg = compose_config(["mode=dataset", f"dataset={tmp_path / 'rows.jsonl'}"], tmp_path, config_name="evaluate")
+    with pytest.raises(DataError, match=r"rows.jsonl:2: not valid JSON \(Expecting value at column 10\)"):
+        evaluate.run_evaluate(cfg)

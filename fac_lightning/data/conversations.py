@@ -8,6 +8,7 @@ and CI never touch the hub.
 import gzip
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,11 @@ class DataError(ValueError):
     """A data file or row that cannot be used; the message names the file (or source) and the row."""
 
 
+def json_error(path: Path, line: int, error: json.JSONDecodeError) -> DataError:
+    """``<file>:<line>: not valid JSON (<why> at column <c>)``, the form editors and compilers use."""
+    return DataError(f"{path}:{line}: not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno})")
+
+
 def read_rows(path: Path) -> Iterator[dict]:
     """Rows of a .jsonl / .json (a list of objects) file, optionally gzipped."""
     if not path.exists():
@@ -52,14 +58,14 @@ def read_rows(path: Path) -> Iterator[dict]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise DataError(f"{path}: row {i} is not valid JSON ({e.msg})") from e
+                    raise json_error(path, i, e) from None
         elif stem.endswith(".json"):
             try:
                 rows = json.load(f)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+                raise json_error(path, e.lineno, e) from None
             if not isinstance(rows, list):
-                raise DataError(f"{path}: expected a JSON list of objects")
+                raise DataError(f"{path}: expected a JSON list of objects, found a {type(rows).__name__}")
             yield from rows
         else:
             raise DataError(f"{path}: unsupported file type (use .jsonl or .json, optionally .gz)")
@@ -102,8 +108,12 @@ def row_to_conversation(row: dict, source: SourceConfig, field: str | None = Non
         if not isinstance(row["question"], str) or not isinstance(row[field], str):
             raise TypeError(f"'question' and {field!r} must be text")
         return [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row[field]}]
-    raise DataError(f"source {source.name!r}: unknown format {source.format!r} "
+    raise DataError(f"source {source.name!r}: unknown format {format_name(source)!r} "
                     f"(choose from {sorted(_DEFAULT_FIELD)})")
+
+
+def format_name(source: SourceConfig) -> str:
+    return getattr(source.format, "value", source.format)
 
 
 def infer_source(path: str | Path) -> SourceConfig:
@@ -150,6 +160,37 @@ def source_origin(source: SourceConfig, data_dir: str | Path) -> str:
     return f"hub:{source.hub_id}"
 
 
+def unreachable(source: SourceConfig, data_dir: str | Path, error: Exception) -> DataError:
+    """The error for a source found neither in the mirror nor on the hub: it names both places."""
+    path = local_file(source, data_dir)
+    local = (f"not in the local mirror (looked for {path}; the mirror is paths.data_dir={data_dir}, set by "
+             f"FAC_DATA_DIR)" if path is not None else "names no local_path")
+    hub = ", ".join(f"{k} {v}" for k, v in (("config", source.hub_config), ("data_dir", source.hub_data_dir),
+                                             ("split", source.split)) if v)
+    return DataError(f"source {source.name!r}: {local}, and the hub copy {source.hub_id} ({hub}) could not be "
+                     f"loaded: {type(error).__name__}: {error}. With the data set in your Hugging Face cache, set "
+                     f"HF_HUB_OFFLINE=1 to read it from there.")
+
+
+def check_hub(source: SourceConfig, data_dir: str | Path) -> None:
+    """Fail at once, naming the local path and the hub id, when the hub cannot be asked about the source's data set
+    (instead of the data set loader's half minute of retries). Skipped with ``HF_HUB_OFFLINE`` set."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().dataset_info(source.hub_id, timeout=10)
+    except Exception as e:  # noqa: BLE001 (offline, unknown id, refused, timed out: each is named)
+        raise unreachable(source, data_dir, e) from None
+
+
+def check_source(source: SourceConfig, data_dir: str | Path) -> None:
+    """That the source's rows can be read (its mirror file exists, or the hub answers), without reading them."""
+    if source_origin(source, data_dir).startswith("hub:"):
+        check_hub(source, data_dir)
+
+
 def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], str]:
     """Raw rows of a source (``where`` filtered, then skip_rows / max_rows) and where they came from."""
     origin = source_origin(source, data_dir)
@@ -158,12 +199,21 @@ def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], s
     else:
         import datasets
 
-        rows = list(datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir,
-                                          split=source.split))
+        check_hub(source, data_dir)
+        try:
+            rows = list(datasets.load_dataset(source.hub_id, source.hub_config, data_dir=source.hub_data_dir,
+                                              split=source.split))
+        except (ConnectionError, OSError) as e:
+            raise unreachable(source, data_dir, e) from e
+    read = len(rows)
     if source.where:
         rows = [r for r in rows if all(str(field_value(r, k)) == str(v) for k, v in source.where.items())]
-    rows = rows[source.skip_rows :]
-    return rows[: source.max_rows], origin
+    kept = rows[source.skip_rows :][: source.max_rows]
+    if not kept:  # an empty file, a filter that matches nothing or a skip past the end: never a silent empty set
+        where = f", {len(rows)} match where={dict(source.where)}" if source.where else ""
+        raise DataError(f"{origin}: source {source.name!r} has no rows to use ({read} read{where}, "
+                        f"skip_rows={source.skip_rows}, max_rows={source.max_rows})")
+    return kept, origin
 
 
 def pair_problem(chosen: Conversation, rejected: Conversation) -> str | None:
@@ -194,7 +244,7 @@ def load_examples(source: SourceConfig, data_dir: str | Path) -> list[Example]:
             conversation = row_to_conversation(row, source, field)
         except (KeyError, TypeError) as e:
             raise DataError(f"{origin}: row {i} of source {source.name!r} is malformed for format "
-                            f"{source.format!r} (missing or bad field {e})") from e
+                            f"{format_name(source)!r} (missing or bad field {e})") from e
         return conversation[:1] if source.first_user_turn else conversation
 
     for i, row in enumerate(rows, start=source.skip_rows + 1):

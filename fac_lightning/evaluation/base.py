@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import MISSING, DictConfig
 
 from fac_lightning.artifacts import write_json_atomic
+from fac_lightning.checks import at_least
 from fac_lightning.config import component_config
 from fac_lightning.evaluation import BENCHMARKS
 
@@ -20,6 +21,9 @@ class BenchmarkConfig:
     """This benchmark's name in metrics files and leaderboards (e.g. toxicchat)."""
     limit: int | None = None
     """Evaluate on the first ``limit`` examples only (recorded in the metrics; never applied silently)."""
+
+    def __post_init__(self):
+        at_least(self, 1, "limit")
 
 
 class Benchmark:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from fac_lightning.checks import require
 from fac_lightning.data.ab_items import ab_problem, swapped
 from fac_lightning.data.conversations import DataError, read_rows
 from fac_lightning.evaluation import BENCHMARKS
@@ -44,6 +45,10 @@ class CAAABConfig(BenchmarkConfig):
     multipliers: list[float] = field(default_factory=lambda: [-1.0, -0.5, 0.0, 0.5, 1.0])
     """Multipliers of the vector (paper: -1, -0.5, 0, 0.5, 1; its Fig. 14 a wider range). Must hold -1 and +1
     (SCR)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require({-1.0, 1.0} <= set(self.multipliers), "multipliers", list(self.multipliers), "must hold -1 and 1 (SCR)")
 
 
 def standard_error(hits: np.ndarray) -> float:
@@ -74,8 +79,6 @@ class CAAABBenchmark(Benchmark):
         return rows, path
 
     def evaluate(self, model: SteeringVector) -> dict:
-        if not {-1.0, 1.0} <= set(self.cfg.multipliers):
-            raise ValueError(f"benchmark.multipliers={list(self.cfg.multipliers)} must hold -1 and 1 (SCR)")
         behaviour = self.cfg.behaviour or model.task.replace("_", "-")
         rows, path = self.items(behaviour)
         rows = rows[: self.cfg.limit]

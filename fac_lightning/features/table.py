@@ -68,7 +68,9 @@ class FeatureTable:
 
     @classmethod
     def load(cls, folder: str | Path) -> "FeatureTable":
-        folder = Path(folder)
+        from fac_lightning.artifacts import verify_artifact
+
+        folder = verify_artifact(folder, "feature table")
         z = np.load(folder / "table.npz")
         spans_file = folder / "spans.json"
         spans = json.loads(spans_file.read_text()) if spans_file.exists() else {}

@@ -17,13 +17,18 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REFUSE, config_hash, ensure_artifact, verify_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.checks import above, at_least, one_of, require, within
 from fac_lightning.config import BackboneConfig, component_config
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.trainer import fit, remove_checkpoints, resolve_precision
 
 log = logging.getLogger(__name__)
+
+
+PRECISIONS = ("auto", "32-true", "32", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+"""Lightning's precision names (``auto`` resolved by ``trainer.resolve_precision``)."""
 
 
 @dataclass
@@ -41,6 +46,12 @@ class FinetuneConfig:
     precision: str = "auto"
     """Lightning precision; ``auto`` = bf16-mixed on a GPU that supports it, else 32-true (``trainer.py``)."""
 
+    def __post_init__(self):
+        at_least(self, 1, "epochs", "batch_size", "accumulate_grad_batches", "max_length", "inference_batch_size")
+        above(self, 0, "lr")
+        at_least(self, 0, "weight_decay")
+        one_of(self, "precision", PRECISIONS)
+
 
 @dataclass
 class LoraFields:
@@ -52,6 +63,13 @@ class LoraFields:
     lora_target_modules: list[str] = field(default_factory=lambda: [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     """Every attention and MLP projection (the paper's setting)."""
+
+    def check_lora(self) -> None:
+        at_least(self, 1, "lora_r")
+        above(self, 0, "lora_alpha")
+        within(self, "lora_dropout", 0, 1, high_open=True)
+        require(len(self.lora_target_modules) > 0, "lora_target_modules", list(self.lora_target_modules),
+                "must name at least one module")
 
 
 def lora_sequence_model(model_path: str, pad_token_id: int, num_labels: int, cfg: LoraFields,
@@ -131,7 +149,11 @@ def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: D
             "finetune": asdict(finetune.cfg), "seed": cfg.seed, "rows": len(rows), "task": cfg.task.name,
             "row_format": cfg.task.row_format, "provenance": provenance or {}})
 
-    return ensure_artifact(final, build, "finetuned model")
+    return ensure_artifact(final, build, "finetuned model", on_corrupt=REFUSE, hint=MODEL_REBUILD)
+
+
+MODEL_REBUILD = ("A finetune takes seconds for a head and hours for LoRA on a large backbone, so it is not retrained "
+                 "behind your back; delete the folder to train it again (the same rows and seed give the same model)")
 
 
 def model_folder(model: str | Path) -> Path:
@@ -150,7 +172,7 @@ def model_folder(model: str | Path) -> Path:
 
 def load_model(model: str | Path, cache_dir: str | Path, backbone: Backbone | None = None):
     """Load a saved model with one call; its backbone is loaded from ``model.json`` unless given."""
-    folder = model_folder(model)
+    folder = verify_artifact(model_folder(model), "finetuned model", MODEL_REBUILD)
     meta = json.loads((folder / "model.json").read_text())
     finetune = build_finetune(meta["finetune"])
     backbone = backbone or load_backbone(OmegaConf.to_object(OmegaConf.merge(

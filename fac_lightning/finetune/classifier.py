@@ -53,6 +53,10 @@ class ClassifierLoraConfig(FinetuneConfig, LoraFields):
     batch_size: int = 4
     accumulate_grad_batches: int = 4
 
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_lora()
+
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return [encode_chat(tokenizer, [{"role": "user", "content": t}], max_length) for t in texts]

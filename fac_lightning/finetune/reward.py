@@ -27,6 +27,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
+from fac_lightning.checks import at_least, within
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import (
@@ -50,6 +51,11 @@ class RewardConfig(FinetuneConfig):
     center_rewards_coefficient: float | None = None
     """TRL's reward centring (Eisenstein et al. 2023): adds coef * mean((r_chosen + r_rejected)²); None = off."""
 
+    def __post_init__(self):
+        super().__post_init__()
+        within(self, "warmup_ratio", 0, 1)
+        at_least(self, 0, "center_rewards_coefficient")
+
 
 @dataclass
 class RewardHeadConfig(RewardConfig):
@@ -69,6 +75,10 @@ class RewardLoraConfig(RewardConfig, LoraFields):
     accumulate_grad_batches: int = 4
     lora_r: int = 16
     lora_alpha: int = 32
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_lora()
 
 
 def encode_sides(tokenizer, conversations: list[Conversation], max_length: int) -> list[list[int]]:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import format_chat
+from fac_lightning.checks import above, at_least, within
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import Finetune
 from fac_lightning.finetune.pooled import padded
@@ -57,6 +58,11 @@ class CAAVectorConfig:
     """Sequences per forward pass (reading and scoring)."""
     max_length: int = 512
     """Longest prompt in tokens; a longer one keeps its end (the letter)."""
+
+    def __post_init__(self):
+        at_least(self, 1, "layer", "batch_size", "max_length")
+        within(self, "depth", 0, 1, low_open=True)
+        above(self, 0, "normalize_to")
 
 
 def answer_prefix(tokenizer, question: str, answer: str = "") -> str:

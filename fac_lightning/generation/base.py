@@ -28,6 +28,11 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     """Completions are cut at the first of these strings."""
 
+    def __post_init__(self):
+        if self.temperature == 0 and self.n > 1:
+            raise ValueError(f"temperature 0 (greedy decoding) gives one completion per prompt; {self.n} were asked "
+                             "for: set synthesis.temperature > 0")
+
 
 def cut_at_stop(text: str, stop: list[str]) -> str:
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))

@@ -6,6 +6,7 @@ import torch
 from rich.progress import track
 
 from fac_lightning.chat import format_chat
+from fac_lightning.checks import at_least
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
@@ -15,6 +16,9 @@ from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_a
 class TransformersConfig(GeneratorConfig):
     batch_size: int = 8
     """Prompts per ``generate`` call (left-padded)."""
+
+    def __post_init__(self):
+        at_least(self, 1, "batch_size")
 
 
 @GENERATORS.register("transformers", TransformersConfig)

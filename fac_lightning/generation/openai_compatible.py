@@ -2,13 +2,18 @@
 
 import json
 import os
+import re
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from fac_lightning.checks import ConfigError, at_least
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
+
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+"""An environment variable's name, as shells write them (an API key, e.g. ``sk-…``, is not one)."""
 
 
 @dataclass
@@ -23,6 +28,10 @@ class OpenAIConfig(GeneratorConfig):
     def __post_init__(self):
         if not self.base_url or not self.model:
             raise ValueError("generator=openai needs generator.base_url and generator.model")
+        if not ENV_NAME.fullmatch(self.api_key_env):  # a key pasted here would land in every config file: not shown
+            raise ConfigError("api_key_env", "<not shown>", "must be the NAME of the environment variable that holds "
+                              "the API key (e.g. OPENAI_API_KEY), never the key itself")
+        at_least(self, 1, "concurrency")
 
 
 @GENERATORS.register("openai", OpenAIConfig)

@@ -8,6 +8,7 @@ its PyPI torchvision/torchaudio/torchcodec uninstalled (see the README). Those v
 import os
 from dataclasses import dataclass
 
+from fac_lightning.checks import at_least
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
@@ -21,6 +22,9 @@ class VLLMConfig(GeneratorConfig):
     """The engine's seed (each request also carries its own)."""
     tensor_parallel_size: int = 1
     """GPUs to shard the model over (vLLM's tensor parallelism)."""
+
+    def __post_init__(self):
+        at_least(self, 1, "tensor_parallel_size")
 
 
 @GENERATORS.register("vllm", VLLMConfig)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from fac_lightning.checks import at_least, within
 from fac_lightning.features.table import FeatureTable
 from fac_lightning.relevance import RELEVANCE, RelevanceConfig, RelevanceMethod
 
@@ -26,6 +27,10 @@ class LabelContrastConfig(RelevanceConfig):
     min_log_odds: float = 0.5
     """Minimum smoothed log-odds ratio (positive vs other side), the effect size (0.5: odds ~1.65x higher on the
     task-positive side)."""
+
+    def __post_init__(self):
+        within(self, "fdr", 0, 1, low_open=True)
+        at_least(self, 1, "min_positive")
 
 
 @RELEVANCE.register("label_contrast", LabelContrastConfig)

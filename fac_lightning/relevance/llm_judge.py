@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fac_lightning.checks import at_least
 from fac_lightning.features.table import Span
 from fac_lightning.generation import Generator, SamplingParams
 from fac_lightning.relevance import RELEVANCE, RelevanceConfig, RelevanceMethod
@@ -56,6 +57,9 @@ class LLMJudgeConfig(RelevanceConfig):
     spans_shown: int = 10
     """Top spans shown to the judge (paper: 10 for toxicity, 4 for the other tasks)."""
     max_new_tokens: int = 200
+
+    def __post_init__(self):
+        at_least(self, 1, "max_features", "spans_shown", "max_new_tokens")
 
 
 @RELEVANCE.register("llm_judge", LLMJudgeConfig)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fac_lightning.checks import above, at_least, require
 from fac_lightning.sae import SAE_ARCHITECTURES
 
 
@@ -117,6 +118,16 @@ class TopKConfig:
     """SAE initialisation and data order. Separate from the run ``seed`` so that a sweep over seeds (synthesis,
     finetune) trains the SAE once."""
 
+    def __post_init__(self):  # k against the backbone's width: stages/preflight.py
+        at_least(self, 1, "k", "expansion_factor", "dead_tokens", "batch_tokens", "train_tokens", "val_every_steps",
+                 "checkpoint_every_steps")
+        at_least(self, 0, "num_latents", "k_aux", "auxk_coef", "lr_warmup_steps")
+        require(not self.num_latents or self.k <= self.num_latents, "k", self.k, "must be <= sae.num_latents",
+                {"num_latents": self.num_latents})
+        above(self, 0, "lr", "adam_eps")
+        require(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas",
+                list(self.adam_betas), "must be two numbers in [0, 1)")
+
 
 @SAE_ARCHITECTURES.register("topk", TopKConfig)
 class TopKSAE(nn.Module):
@@ -199,11 +210,13 @@ class TopKSAE(nn.Module):
 
 def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> tuple[TopKSAE, dict]:
     """Load an SAE folder written by ``save``; returns the SAE (eval mode) and its ``cfg.json``."""
+    from fac_lightning.artifacts import verify_artifact
     from fac_lightning.sae import sae_class
 
     folder = Path(folder)
     if not (folder / "cfg.json").exists():
         raise FileNotFoundError(f"{folder} is not an SAE folder (no cfg.json)")
+    verify_artifact(folder, "SAE", "An SAE is not retrained behind your back")
     cfg = json.loads((folder / "cfg.json").read_text())
     sae = sae_class(cfg["architecture"]).from_config(cfg)
     sae.load_state_dict(load_file(folder / "sae.safetensors", device=str(device)))

@@ -20,6 +20,7 @@ from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.leaderboard import write_leaderboard
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
+from fac_lightning.stages.preflight import preflight
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -49,8 +50,10 @@ def embeddings(embedder: Embedder, space: FeatureSpace, conversations, texts) ->
     return None
 
 
-def evaluate_dataset(cfg: DictConfig, space: FeatureSpace) -> dict:
+def evaluate_dataset(cfg: DictConfig, space: FeatureSpace | None = None) -> dict:
+    """FAC and text metrics of ``dataset=``; the data set is read (and a bad file named) before any model loads."""
     name, conversations = dataset_conversations(cfg)
+    space = space or feature_space(cfg)
     table = space.table(name, conversations, cfg)
     texts = ["\n".join(m["content"] for m in c) for c in conversations]
     result = {
@@ -118,10 +121,11 @@ def feature_space(cfg: DictConfig) -> FeatureSpace:
     return build_feature_space(cfg)
 
 
-MODES = {Mode.dataset: lambda cfg: evaluate_dataset(cfg, feature_space(cfg)),
+MODES = {Mode.dataset: evaluate_dataset,
          Mode.features: lambda cfg: write_feature_cards(cfg, feature_space(cfg)),
          Mode.benchmark: benchmark_model, Mode.leaderboard: build_leaderboard}
 
 
 def run_evaluate(cfg: DictConfig):
+    preflight(cfg, sae=cfg.mode in (Mode.dataset, Mode.features))
     return MODES[cfg.mode](cfg)

@@ -26,6 +26,7 @@ from fac_lightning.finetune.base import Finetune, build_finetune, train_model
 from fac_lightning.leaderboard import leaderboard, run_record
 from fac_lightning.loggers import build_logger, close_logger
 from fac_lightning.stages.feature_space import check_feature_space
+from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage
 from fac_lightning.synthesis.base import Strategy, build_strategy
 
@@ -41,6 +42,7 @@ class Plan:
 
 def plan(cfg: DictConfig) -> Plan:
     """The chain's components, checked against each other, and the task's data read; no model is loaded."""
+    preflight(cfg)
     strategy, finetune = build_strategy(cfg), build_finetune(cfg.finetune)
     benchmark = build_benchmark(cfg.benchmark, cfg.paths.data_dir)
     check_feature_space(cfg, strategy.generative)

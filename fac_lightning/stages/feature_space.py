@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REBUILD, REFUSE, config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.config import component_config
 from fac_lightning.data.conversations import Conversation
@@ -95,7 +95,10 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
             "method": relevance.method, "delta": cfg.features.delta, "relevant": np.flatnonzero(relevant).tolist(),
             "records": {str(k): {kk: vv for kk, vv in v.items() if kk != "calls"} for k, v in records.items()}})
 
-    saved = json.loads((ensure_artifact(final, build, "relevance") / "relevance.json").read_text())
+    # label contrast and "all" are cheap and deterministic: rebuilt if corrupted; judge verdicts cost calls: refused
+    judged = RELEVANCE.get(relevance.method).cls.uses_generator
+    saved = json.loads((ensure_artifact(final, build, "relevance", on_corrupt=REFUSE if judged else REBUILD,
+                                        hint="Rebuilding asks the judge again") / "relevance.json").read_text())
     relevant = np.zeros(anchor.num_features, dtype=bool)
     relevant[saved["relevant"]] = True
     records = {int(k): v for k, v in saved["records"].items()}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
-from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REBUILD, config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.config import FeaturesConfig
 from fac_lightning.data.conversations import Conversation
@@ -36,7 +36,7 @@ def feature_table(name: str, conversations: list[Conversation], backbone: Backbo
                       str(backbone.model.dtype), backbone.cfg.max_length)
     final = ensure_artifact(Path(artifacts_dir) / "features" / f"{name}-{key}",
                             lambda work: score_table(name, conversations, backbone, sae, sae_dir, cfg, work),
-                            f"feature table of {name}")
+                            f"feature table of {name}", on_corrupt=REBUILD)  # cheap and deterministic
     return FeatureTable.load(final), final
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fac_lightning.activations import TokenizedCorpus, split_heldout
-from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REFUSE, config_hash, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.data.conversations import load_conversations
 from fac_lightning.loggers import build_logger, close_logger
@@ -23,6 +23,11 @@ from fac_lightning.sae.module import ActivationDataModule, SAEModule
 from fac_lightning.trainer import fit, remove_checkpoints
 
 log = logging.getLogger(__name__)
+
+SAE_REBUILD = ("Training an SAE takes minutes on the demo and hours at the paper's scale, and every feature table "
+               "and row set built on it is keyed by it, so it is not retrained behind your back: delete the folder "
+               "to train it again")
+"""A corrupted SAE is refused, not rebuilt (``artifacts.ensure_artifact``)."""
 
 BACKBONE_KEYS = ("name", "model", "gguf_package", "gguf_file", "gguf_assembler", "revision", "layer", "chat_template")
 
@@ -33,22 +38,27 @@ def sae_artifact_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.artifacts_dir) / "sae" / f"{cfg.backbone.name}-L{cfg.backbone.layer}-{key}"
 
 
-def build_corpora(cfg: DictConfig, backbone: Backbone) -> tuple[TokenizedCorpus, TokenizedCorpus]:
-    conversations = [c for source in cfg.data.sources for c in load_conversations(source, cfg.paths.data_dir)]
+def corpus_conversations(cfg: DictConfig) -> list:
+    return [c for source in cfg.data.sources for c in load_conversations(source, cfg.paths.data_dir)]
+
+
+def build_corpora(cfg: DictConfig, backbone: Backbone, conversations: list) -> tuple[TokenizedCorpus, TokenizedCorpus]:
     train, heldout = split_heldout(conversations, cfg.activations.heldout_sequences)
     return TokenizedCorpus(backbone, train, cfg.activations), TokenizedCorpus(backbone, heldout, cfg.activations)
 
 
 def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
     """Ensure the SAE artifact for ``cfg`` exists (train it, resuming if a partial run is found); return its folder."""
-    return ensure_artifact(sae_artifact_dir(cfg), lambda work: train_sae(cfg, backbone, work), "SAE artifact")
+    return ensure_artifact(sae_artifact_dir(cfg), lambda work: train_sae(cfg, backbone, work), "SAE artifact",
+                           on_corrupt=REFUSE, hint=SAE_REBUILD)
 
 
 def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
     started = time.time()
     pl.seed_everything(cfg.sae.seed, workers=True)
+    conversations = corpus_conversations(cfg)  # a missing or bad data file fails before the backbone loads
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
-    train, heldout = build_corpora(cfg, backbone)
+    train, heldout = build_corpora(cfg, backbone, conversations)
     log.info("SAE corpus: %d train / %d held-out sequences, %d train tokens",
              len(train), len(heldout), sum(len(s) for s in train.sequences))
     module = SAEModule(OmegaConf.to_object(cfg.sae), backbone.d_model, backbone)

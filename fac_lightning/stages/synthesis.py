@@ -13,15 +13,24 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import (
+    REBUILD,
+    REFUSE,
+    config_hash,
+    ensure_artifact,
+    verify_artifact,
+    write_json_atomic,
+)
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.config import component_config
+from fac_lightning.data.conversations import json_error
 from fac_lightning.data.task_parts import parts_fingerprint, task_part
 from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.relevance import RELEVANCE
 from fac_lightning.stages.feature_space import anchor_set, build_feature_space, check_feature_space
+from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.sae import BACKBONE_KEYS
 from fac_lightning.synthesis.base import Strategy, build_strategy
 from fac_lightning.synthesis.context import SynthesisContext
@@ -46,14 +55,32 @@ def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
 
 def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None, strategy: Strategy | None = None) -> Path:
     """Ensure the synthetic (or real-data) row set for ``cfg`` exists; return its folder."""
-    strategy = strategy or build_strategy(cfg)  # a bad option fails here, before any model loads
+    if strategy is None:  # called on its own (synthesize.py): everything is checked before any model loads
+        preflight(cfg)
+        strategy = build_strategy(cfg)
+        task_part(strategy.task, strategy.part, cfg.paths.data_dir)  # a bad data row fails now, naming its row
     check_feature_space(cfg, strategy.generative)
+    # real rows are cheap to write again; sampled rows cost generation time, so a corrupted set is refused
     return ensure_artifact(synthetic_artifact_dir(cfg, strategy),
-                           lambda work: synthesize(cfg, backbone, strategy, work), "row set")
+                           lambda work: synthesize(cfg, backbone, strategy, work), "row set",
+                           on_corrupt=REFUSE if strategy.generative else REBUILD, hint=ROWS_REBUILD)
+
+
+ROWS_REBUILD = ("Its rows were sampled from the generator, which takes minutes to hours, so they are not resampled "
+                "behind your back; delete the folder to synthesize them again (the same seed and config give the same "
+                "rows with the transformers engine)")
 
 
 def read_rows(folder: str | Path) -> list[dict]:
-    return [json.loads(line) for line in (Path(folder) / "rows.jsonl").read_text().splitlines()]
+    """The rows of a finished row set (its checksums verified first); a line that is not JSON is named."""
+    path = verify_artifact(folder, "row set", ROWS_REBUILD) / "rows.jsonl"
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise json_error(path, i, e) from None
+    return rows
 
 
 def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, work: Path) -> None:
@@ -90,5 +117,5 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, w
         "text": text_metrics([strategy.format.query(r) for r in measured]) if measured else {},
         "seconds": time.time() - started, "config": OmegaConf.to_container(cfg, resolve=True),
     })
-    (work / "state.json").unlink()
+    (work / "state.json").unlink(missing_ok=True)  # a run that finished no unit wrote none
     log.info("row set: %d rows, FAC %.3f", len(rows), space.coverage(table)["binary"])

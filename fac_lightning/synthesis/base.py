@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rouge_score import rouge_scorer
 
 from fac_lightning.artifacts import write_json_atomic
+from fac_lightning.checks import at_least, require, within
 from fac_lightning.config import TaskConfig, component_config
 from fac_lightning.generation import Generator, SamplingParams
 from fac_lightning.metrics.diversity import distinct_n
@@ -50,6 +51,20 @@ class GenerativeConfig(SynthesisConfig):
     (a small generator looping on a line; none of 959 real HH-RLHF requests is below 0.91)."""
     prompts_per_call: int = 8
     """Prompts sent to the generator together (self_instruct, magpie)."""
+
+    def __post_init__(self):
+        at_least(self, 0, "temperature", why=" (0 = greedy decoding)")
+        within(self, "top_p", 0, 1, low_open=True)
+        at_least(self, 1, "max_new_tokens", "prompts_per_call")
+        within(self, "near_duplicate_rouge", 0, 1)
+        within(self, "min_distinct_3", 0, 1)
+
+    def one_sample_when_greedy(self, **counts: int) -> None:
+        """Greedy decoding (temperature 0) gives one sample per prompt: refuse asking for more."""
+        many = {k: v for k, v in counts.items() if v > 1}
+        require(self.temperature > 0 or not many, "temperature", self.temperature,
+                f"greedy decoding (temperature 0) gives one sample per prompt; set {' and '.join(many)} to 1, or "
+                "a temperature > 0", many)
 
 
 def echoes_prompt(text: str, prompt: str | list[dict[str, str]]) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import MISSING
 
+from fac_lightning.checks import at_least, within
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
 from fac_lightning.synthesis.question_first import QuestionFirstPrompts
@@ -44,6 +45,13 @@ class FACConfig(GenerativeConfig):
     filled, so the run stops when the budget is full or after this many passes."""
     spans_in_prompt: int = 5
     """Top-activating spans shown in the feature description."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        at_least(self, 1, "n", "m", "max_passes")
+        within(self, "feature_ratio", 0, 1, low_open=True)
+        at_least(self, 0, "spans_in_prompt")
+        self.one_sample_when_greedy(n=self.n, m=self.m if self.two_step else 1)
 
 
 @dataclass

@@ -34,10 +34,43 @@ def test_malformed_row_names_file_and_row(tmp_path):
         load_conversations(SourceConfig(name="s", format="instruction_output", local_path=path.name), tmp_path)
 
 
-def test_invalid_json_names_row(tmp_path):
+def test_invalid_json_names_file_and_line(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"prompt": "a"}\n{not json\n')
-    with pytest.raises(DataError, match=r"x.jsonl: row 2"):
+    with pytest.raises(DataError, match=r"x.jsonl:2: not valid JSON \(Expecting property name"):
         load_conversations(SourceConfig(name="s", format="prompt", local_path="x.jsonl"), tmp_path)
+
+
+def test_a_control_character_in_a_line_names_file_line_and_column(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"text": "fine"}\n{"text": "tab\there"}\n')  # a raw tab inside a string
+    with pytest.raises(DataError) as e:
+        load_conversations(SourceConfig(name="s", format="prompt", field="text", local_path="rows.jsonl"), tmp_path)
+    assert str(e.value) == f"{tmp_path / 'rows.jsonl'}:2: not valid JSON (Invalid control character at column 14)"
+
+
+def test_a_json_file_that_is_not_a_list_is_named(tmp_path):
+    (tmp_path / "x.json").write_text('{"prompt": "a"}')
+    with pytest.raises(DataError, match=r"x.json: expected a JSON list of objects, found a dict"):
+        load_conversations(SourceConfig(name="s", format="prompt", local_path="x.json"), tmp_path)
+
+
+def test_a_source_neither_in_the_mirror_nor_on_the_hub_names_both_at_once(tmp_path, monkeypatch):
+    import datasets
+    from huggingface_hub import HfApi
+
+    def offline(self, repo_id, timeout=None):
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(HfApi, "dataset_info", offline)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the hub loader retried"))
+    source = SourceConfig(name="hh", format="hh_transcript", hub_id="Anthropic/hh-rlhf", hub_data_dir="harmless-base",
+                          split="test", local_path="hh-rlhf/harmless-base.test.jsonl.gz")
+    with pytest.raises(DataError) as e:
+        load_conversations(source, tmp_path)
+    message = str(e.value)
+    assert f"looked for {tmp_path / 'hh-rlhf/harmless-base.test.jsonl.gz'}" in message and "FAC_DATA_DIR" in message
+    assert "the hub copy Anthropic/hh-rlhf (data_dir harmless-base, split test) could not be loaded" in message
+    assert "Name or service not known" in message
 
 
 def test_missing_file_is_named(tmp_path):
@@ -119,3 +152,13 @@ def test_preference_pair_rows_are_read_as_pairs_by_format_inference(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(row) + "\n")
     (example,) = load_examples(infer_source(tmp_path / "rows.jsonl"), tmp_path)
     assert example.conversation == row["prompt"] + row["chosen"] and example.rejected == row["prompt"] + row["rejected"]
+
+
+@pytest.mark.parametrize("content,skip,message", [
+    ("", 0, r"empty.jsonl: source 's' has no rows to use \(0 read, skip_rows=0, max_rows=None\)"),
+    ('{"prompt": "a"}\n{"prompt": "b"}\n', 800, r"source 's' has no rows to use \(2 read, skip_rows=800"),
+])
+def test_a_source_with_no_rows_to_use_is_named_not_silently_empty(tmp_path, content, skip, message):
+    (tmp_path / "empty.jsonl").write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_conversations(SourceConfig(name="s", format="prompt", local_path="empty.jsonl", skip_rows=skip), tmp_path)

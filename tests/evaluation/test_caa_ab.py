@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fac_lightning.checks import ConfigError
 from fac_lightning.data.ab_items import swapped
 from fac_lightning.data.conversations import DataError
 from fac_lightning.evaluation import caa_ab
@@ -66,10 +67,9 @@ def test_robust_accuracy_scr_and_standard_errors_from_planted_probabilities(monk
     assert plus["p_matching"] == pytest.approx(np.mean([0.8, 0.6, 0.85, 0.4]))
 
 
-def test_multipliers_without_both_signs_are_refused():
-    bench = build_benchmark(compose_config(["benchmark=caa_ab", "benchmark.multipliers=[0,1]"]).benchmark, DATA_DIR)
-    with pytest.raises(ValueError, match="benchmark.multipliers=\\[0.0, 1.0\\] must hold -1 and 1"):
-        bench.evaluate(PlantedVector())
+def test_multipliers_without_both_signs_are_refused_where_the_config_is_built():
+    with pytest.raises(ConfigError, match="benchmark.multipliers=\\[0.0, 1.0\\]: must hold -1 and 1"):
+        build_benchmark(compose_config(["benchmark=caa_ab", "benchmark.multipliers=[0,1]"]).benchmark, DATA_DIR)
 
 
 def test_a_malformed_test_item_is_named(tmp_path):

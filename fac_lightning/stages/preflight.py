@@ -1,0 +1,32 @@
+"""The checks every entry point runs before any model loads: each config field's range and choices
+(``config.validate_config``), the backbone's layer and the SAE's width against the backbone's shape (read from its
+config, not its weights), and that the SAE corpus can be read when the SAE still has to be trained."""
+
+from omegaconf import DictConfig, OmegaConf
+
+from fac_lightning.backbone import backbone_shape, check_layer
+from fac_lightning.checks import require
+from fac_lightning.config import validate_config
+from fac_lightning.data.conversations import check_source
+
+
+def check_sae_width(sae: DictConfig, d_model: int) -> None:
+    latents = sae.num_latents or sae.expansion_factor * d_model
+    how = "sae.num_latents" if sae.num_latents else f"sae.expansion_factor={sae.expansion_factor} x d_model {d_model}"
+    require(sae.k <= latents, "sae.k", sae.k, f"must be <= the SAE's latents, {latents} ({how})")
+
+
+def preflight(cfg: DictConfig, sae: bool = True) -> None:
+    """Fail now, naming the key, on anything that would fail after a model loads. ``sae``: the run needs the SAE
+    (and, if it is not trained yet, its corpus)."""
+    validate_config(cfg)
+    if not sae:
+        return
+    from fac_lightning.stages.sae import sae_artifact_dir
+
+    shape = backbone_shape(OmegaConf.to_object(cfg.backbone), cfg.paths.cache_dir)
+    check_layer(cfg.backbone, shape)
+    check_sae_width(cfg.sae, shape.d_model)
+    if not sae_artifact_dir(cfg).exists():
+        for source in cfg.data.sources:
+            check_source(source, cfg.paths.data_dir)
