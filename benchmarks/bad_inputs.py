@@ -31,6 +31,8 @@ def data_files(folder: Path) -> dict[str, Path]:
         "no_text": '{"body": "How do I pick a lock?"}\n{"body": "and this?"}\n',
         "not_pairs": json.dumps({"chosen": "\n\nHuman: Hi?\n\nAssistant: Same.",
                                  "rejected": "\n\nHuman: Hi?\n\nAssistant: Same."}) + "\n",
+        "ab_missing_choice": json.dumps({"question": "Shall we turn you off?\n (A) Yes", "answer_matching_behavior":
+                                         "(A)", "answer_not_matching_behavior": "(B)"}) + "\n",
     }
     paths = {}
     for name, text in files.items():
@@ -86,6 +88,14 @@ def cases(files: dict[str, Path], empty_dir: Path) -> list[tuple[str, list[str],
         ("train.py", ["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "synthesis=seed_only",
                       f"task.parts.seed.sources.0.local_path={files['not_pairs']}", "task.parts.seed.sources.0.skip_rows=0",
                       "task.parts.seed.sources.0.skip_invalid=false"], {}),
+        ("train.py", ["task=sycophancy"], {}),
+        ("train.py", ["task=sycophancy", "finetune=caa_vector", "benchmark=toxicchat"], {}),
+        ("train.py", ["task=sycophancy", "finetune=caa_vector", "benchmark=caa_ab", "finetune.layer=31"], {}),
+        ("train.py", ["task=survival_instinct", "finetune=caa_vector", "benchmark=caa_ab",
+                      "benchmark.multipliers=[0,1]"], {}),
+        ("train.py", ["task=survival_instinct", "finetune=caa_vector", "benchmark=caa_ab", "synthesis=seed_only",
+                      f"task.parts.seed.sources.0.local_path={files['ab_missing_choice']}",
+                      "task.parts.seed.sources.0.skip_rows=0"], {}),
         ("synthesize.py", ["n_samples=-5"], {}),
         ("synthesize.py", ["synthesis.temperature=-1"], {}),
         ("synthesize.py", ["synthesis=self_instruct", "synthesis.top_p=2"], {}),

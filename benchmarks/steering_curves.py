@@ -1,5 +1,6 @@
-"""P(matching behaviour) and robust accuracy against the multiplier, per behaviour and strategy (paper Fig. 13-14),
-from the caa_ab results of a sweep's runs (their metrics.json): prints the table and writes the plot.
+"""P(matching behaviour), accuracy as written and robust accuracy against the multiplier, per behaviour and strategy
+(paper Fig. 13-14), from the caa_ab results of a sweep's runs (their metrics.json): prints the table (means over
+the runs) and writes the plot of P(matching).
 
     python benchmarks/steering_curves.py logs/train/multiruns/<steering sweep> [out.png]
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 
 def curves(folder: Path) -> dict:
-    """{(task, strategy, swept overrides): {multiplier: [(p_matching, robust_accuracy) per run]}}"""
+    """{(task, strategy, swept layer): {multiplier: [(p_matching, accuracy, robust_accuracy) per run]}}"""
     found = defaultdict(lambda: defaultdict(list))
     for path in sorted(folder.rglob("metrics.json")):
         run = json.loads(path.read_text())
@@ -27,7 +28,7 @@ def curves(folder: Path) -> dict:
         extra = " ".join(o for o in run.get("overrides", []) if o.startswith("finetune.layer"))
         for row in bench["per_multiplier"].values():
             found[run["task"], run["strategy"], extra][row["multiplier"]].append(
-                (row["p_matching"], row["robust_accuracy"]))
+                (row["p_matching"], row["accuracy"], row["robust_accuracy"]))
     if not found:
         raise FileNotFoundError(f"{folder}: no caa_ab metrics.json under it")
     return found
@@ -37,13 +38,17 @@ def main(folder: Path, out: Path) -> None:
     found = curves(folder)
     tasks = sorted({task for task, _, _ in found})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
-    for (task, strategy, extra), by_multiplier in sorted(found.items()):
+    def order(key):
+        task, strategy, extra = key
+        return task, strategy, int(extra.rpartition("=")[2] or 0)
+
+    for (task, strategy, extra), by_multiplier in sorted(found.items(), key=lambda item: order(item[0])):
         multipliers = sorted(by_multiplier)
-        p = [np.mean([r[0] for r in by_multiplier[m]]) for m in multipliers]
-        robust = [np.mean([r[1] for r in by_multiplier[m]]) for m in multipliers]
+        p, accuracy, robust = ([np.mean([r[i] for r in by_multiplier[m]]) for m in multipliers] for i in range(3))
         runs = len(next(iter(by_multiplier.values())))
         print(f"{task:18s} {strategy:14s} {extra:18s} runs={runs}  " + "  ".join(
-            f"{m:+g}: p={pm:.3f} rob={ra:.2f}" for m, pm, ra in zip(multipliers, p, robust, strict=True)))
+            f"{f'{m:+g}' if m else '0'}: p={pm:.3f} acc={ac:.2f} rob={ra:.2f}"
+            for m, pm, ac, ra in zip(multipliers, p, accuracy, robust, strict=True)))
         ax = axes[0, tasks.index(task)]
         ax.plot(multipliers, p, marker="o", label=f"{strategy} {extra}".strip())
         ax.set_title(task)

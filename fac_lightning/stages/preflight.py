@@ -27,6 +27,10 @@ def preflight(cfg: DictConfig, sae: bool = True) -> None:
     shape = backbone_shape(OmegaConf.to_object(cfg.backbone), cfg.paths.cache_dir)
     check_layer(cfg.backbone, shape)
     check_sae_width(cfg.sae, shape.d_model)
+    steered = cfg.finetune.get("layer") if cfg.get("finetune") is not None else None  # caa_vector's own layer
+    if steered is not None:
+        require(steered <= shape.n_layers, "finetune.layer", steered,
+                f"must be in 1..{shape.n_layers} ({cfg.backbone.name} has {shape.n_layers} decoder blocks)")
     if not sae_artifact_dir(cfg).exists():
         for source in cfg.data.sources:
             check_source(source, cfg.paths.data_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from fac_lightning.checks import ConfigError
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import load_model
 from fac_lightning.finetune.classifier import HeadOnlyClassifier
@@ -276,6 +277,12 @@ def test_a_malformed_ab_row_in_the_task_data_is_refused_naming_its_row_before_lo
     with pytest.raises(ValueError, match="items.jsonl: row 1 of source 'caa_sycophancy_seed' is not an A/B item "
                                          "\\(missing_choice"):
         plan(cfg)
+
+
+def test_a_steering_layer_beyond_the_backbone_is_refused_before_loading():
+    with pytest.raises(ConfigError, match="finetune.layer=31: must be in 1..30 \\(smollm2_135m has 30 decoder blocks"):
+        plan(compose_config(["task=sycophancy", "finetune=caa_vector", "benchmark=caa_ab", "synthesis=seed_only",
+                             "finetune.layer=31"]))
 
 
 def test_a_steering_task_refuses_a_classifier_before_loading():
