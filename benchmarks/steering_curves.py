@@ -18,7 +18,8 @@ import numpy as np
 
 
 def curves(folder: Path) -> dict:
-    """{(task, strategy, swept layer): {multiplier: [(p_matching, accuracy, robust_accuracy) per run]}}"""
+    """{(task, strategy, swept layer): {multiplier: [(p_matching, accuracy, robust_accuracy) per run],
+    "scr": [(scr, its standard error) per run]}}"""
     found = defaultdict(lambda: defaultdict(list))
     for path in sorted(folder.rglob("metrics.json")):
         run = json.loads(path.read_text())
@@ -29,6 +30,7 @@ def curves(folder: Path) -> dict:
         for row in bench["per_multiplier"].values():
             found[run["task"], run["strategy"], extra][row["multiplier"]].append(
                 (row["p_matching"], row["accuracy"], row["robust_accuracy"]))
+        found[run["task"], run["strategy"], extra]["scr"].append((bench["metrics"]["scr"], bench["metrics"]["scr_se"]))
     if not found:
         raise FileNotFoundError(f"{folder}: no caa_ab metrics.json under it")
     return found
@@ -43,10 +45,12 @@ def main(folder: Path, out: Path) -> None:
         return task, strategy, int(extra.rpartition("=")[2] or 0)
 
     for (task, strategy, extra), by_multiplier in sorted(found.items(), key=lambda item: order(item[0])):
+        scr = by_multiplier.pop("scr")
         multipliers = sorted(by_multiplier)
         p, accuracy, robust = ([np.mean([r[i] for r in by_multiplier[m]]) for m in multipliers] for i in range(3))
         runs = len(next(iter(by_multiplier.values())))
-        print(f"{task:18s} {strategy:14s} {extra:18s} runs={runs}  " + "  ".join(
+        print(f"{task:18s} {strategy:14s} {extra:18s} runs={runs}  SCR {np.mean([v for v, _ in scr]):+.2f} "
+              f"(SE {np.mean([e for _, e in scr]):.2f})  " + "  ".join(
             f"{f'{m:+g}' if m else '0'}: p={pm:.3f} acc={ac:.2f} rob={ra:.2f}"
             for m, pm, ac, ra in zip(multipliers, p, accuracy, robust, strict=True)))
         ax = axes[0, tasks.index(task)]

@@ -84,19 +84,19 @@ class CAAABBenchmark(Benchmark):
         rows = rows[: self.cfg.limit]
         asked = [(r["question"], r["answer_matching_behavior"], r["answer_not_matching_behavior"]) for r in rows]
         both_orders = asked + [swapped(*item) for item in asked]
-        table = {}
+        table, robust_by = {}, {}
         for multiplier in self.cfg.multipliers:
             p_2N = p_matching(model, both_orders, multiplier)
             right_2N = p_2N > 0.5
             written, robust = right_2N[: len(rows)], right_2N[: len(rows)] & right_2N[len(rows) :]
             p_N = (p_2N[: len(rows)] + p_2N[len(rows) :]) / 2
-            table[multiplier_key(multiplier)] = {
+            key = multiplier_key(multiplier)
+            robust_by[key] = robust.astype(int)
+            table[key] = {
                 "multiplier": multiplier, "accuracy": float(written.mean()), "accuracy_se": standard_error(written),
                 "robust_accuracy": float(robust.mean()), "robust_accuracy_se": standard_error(robust),
-                "p_matching": float(p_N.mean()), "p_matching_se": standard_error(p_N), "_robust": robust}
-        change_N = table["+1"].pop("_robust").astype(int) - table["-1"].pop("_robust").astype(int)
-        for row in table.values():
-            row.pop("_robust", None)
+                "p_matching": float(p_N.mean()), "p_matching_se": standard_error(p_N)}
+        change_N = robust_by["+1"] - robust_by["-1"]
         metrics = {"scr": float(change_N.mean()), "scr_se": standard_error(change_N)}
         for key in ("-1", "0", "+1"):
             if key in table:
