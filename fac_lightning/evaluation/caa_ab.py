@@ -145,12 +145,24 @@ def p_matching(model: SteeringVector, items: list[tuple[str, str, str]], multipl
         batch = passes[start : start + cfg.batch_size]
         ids_BT, mask_BT = padded(tokenizer, [ids for _, ids, _, _ in batch])
         with model.steer(multiplier, torch.tensor([user_turn for _, _, user_turn, _ in batch])):
-            logits_BTV = model.backbone.model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device)).logits
-        logprobs_BTV = torch.log_softmax(logits_BTV.float(), dim=-1)
+            hidden_BTD = model.backbone.model.model(input_ids=ids_BT.to(device),
+                                                    attention_mask=mask_BT.to(device)).last_hidden_state
         for row, (item, _, _, reads) in enumerate(batch):
             for answer, position, tokens in reads:
-                logp_N2[item, answer] = sum(float(logprobs_BTV[row, position + k, t]) for k, t in enumerate(tokens))
+                logprobs_KV = float32_logprobs(model.backbone.model, hidden_BTD[row, position : position + len(tokens)])
+                logp_N2[item, answer] = sum(float(logprobs_KV[k, t]) for k, t in enumerate(tokens))
     return 1 / (1 + np.exp(logp_N2[:, 1] - logp_N2[:, 0]))
+
+
+def float32_logprobs(model, hidden_KD: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probabilities from final hidden states, projected in float32: in bf16 the logits (~20 in size)
+    are rounded to steps of 0.125-0.25, which ties many P(A) / P(B) comparisons outright."""
+    weight_VD = model.get_output_embeddings().weight
+    logits_KV = hidden_KD.float() @ weight_VD.float().T
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    if cap:
+        logits_KV = torch.tanh(logits_KV / cap) * cap
+    return torch.log_softmax(logits_KV, dim=-1)
 
 
 def assistant_opening(tokenizer) -> str:
