@@ -42,6 +42,8 @@ class Backbone:
     """Tokens of the chat template's fixed prefix (computed per tokenizer, see ``chat.template_prefix_length``)."""
     path: str
     """What transformers loaded: a local folder (e.g. the converted GGUF cache) or a hub id."""
+    cache_dir: str | None = None
+    """The ``paths.cache_dir`` it was loaded with (where a finetune loads another backbone from, the same way)."""
 
     @property
     def device(self) -> torch.device:
@@ -194,4 +196,4 @@ def load_backbone(cfg: BackboneConfig | DictConfig, cache_dir: str | Path) -> Ba
     model.to(device).eval().requires_grad_(False)
     decoder_layers(model)  # fail now, with the model named, if the decoder blocks cannot be found
     return Backbone(cfg=cfg, model=model, tokenizer=tokenizer, prefix_len=template_prefix_length(tokenizer),
-                    path=path)
+                    path=path, cache_dir=str(cache_dir))

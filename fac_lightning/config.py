@@ -127,7 +127,11 @@ class SourceConfig:
     field: str | None = None
     """Column holding the conversation / transcript / prompt (None = the format's usual name)."""
     response_field: str | None = None
-    """Column holding the response, for instruction_output (None = ``output``)."""
+    """Column holding the response, for instruction_output (None = ``output``); a dotted path reads nested objects
+    and lists (``instances.0.output``)."""
+    input_field: str | None = None
+    """instruction_output: a column whose text, when not empty, follows the instruction after a blank line (the
+    Alpaca / Self-Instruct ``input``; a dotted path as in response_field)."""
     hub_id: str | None = None
     hub_config: str | None = None
     hub_data_dir: str | None = None
@@ -142,6 +146,11 @@ class SourceConfig:
     where: dict[str, str] = dataclasses.field(default_factory=dict)
     """Keep only rows whose field (dotted path into nested objects) has this value, compared as text (e.g.
     ``{annotations.toxicity.majority_human: "1"}``). Applied before skip_rows / max_rows."""
+    hash_buckets: int | None = None
+    """Keep only the rows whose ``field`` text (CRC-32 of its UTF-8) falls into bucket ``hash_bucket`` of this many:
+    disjoint splits of one set by content, the same in every file that holds the same instructions (the AlpacaEval
+    model-output files). Applied before skip_rows / max_rows."""
+    hash_bucket: int = 0
     label: int | None = None
     """Label of every row of this source, for tasks whose rows carry one (toxicity: 1 = toxic)."""
     label_fields: list[str] = dataclasses.field(default_factory=list)
@@ -160,6 +169,9 @@ class SourceConfig:
     def __post_init__(self):
         at_least(self, 1, "max_rows")
         at_least(self, 0, "skip_rows")
+        at_least(self, 2, "hash_buckets")
+        require(0 <= self.hash_bucket < (self.hash_buckets or 1), "hash_bucket", self.hash_bucket,
+                f"must be in [0, hash_buckets={self.hash_buckets})")
 
 
 @dataclass

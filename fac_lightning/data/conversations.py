@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -97,8 +98,12 @@ def row_to_conversation(row: dict, source: SourceConfig, field: str | None = Non
     if source.format == "hh_transcript":
         return parse_hh_transcript(row[field])
     if source.format == "instruction_output":
-        messages = [{"role": "user", "content": str(row[field])}]
-        response = row[source.response_field or "output"]
+        extra = field_value(row, source.input_field) if source.input_field else None
+        instruction = str(row[field]) + (f"\n\n{extra}" if extra else "")
+        messages = [{"role": "user", "content": instruction}]
+        response = field_value(row, source.response_field or "output")
+        if response is None:
+            raise KeyError(source.response_field or "output")
         if response:
             messages.append({"role": "assistant", "content": str(response)})
         return messages
@@ -137,11 +142,15 @@ def infer_source(path: str | Path) -> SourceConfig:
 
 
 def field_value(row: dict, path: str):
-    """``row``'s value at a dotted path (``annotations.toxicity.majority_human``); None where it is absent."""
+    """``row``'s value at a dotted path (``annotations.toxicity.majority_human``, ``instances.0.output``: a number
+    indexes a list); None where it is absent."""
     for key in path.split("."):
-        if not isinstance(row, dict):
+        if isinstance(row, list) and key.isdigit():
+            row = row[int(key)] if int(key) < len(row) else None
+        elif isinstance(row, dict):
+            row = row.get(key)
+        else:
             return None
-        row = row.get(key)
     return row
 
 
@@ -208,12 +217,20 @@ def load_rows(source: SourceConfig, data_dir: str | Path) -> tuple[list[dict], s
     read = len(rows)
     if source.where:
         rows = [r for r in rows if all(str(field_value(r, k)) == str(v) for k, v in source.where.items())]
+    if source.hash_buckets:
+        field = source.field or _DEFAULT_FIELD[format_name(source)]
+        rows = [r for r in rows if in_hash_bucket(str(field_value(r, field)), source)]
     kept = rows[source.skip_rows :][: source.max_rows]
     if not kept:  # an empty file, a filter that matches nothing or a skip past the end: never a silent empty set
         where = f", {len(rows)} match where={dict(source.where)}" if source.where else ""
+        where += f", hash bucket {source.hash_bucket} of {source.hash_buckets}" if source.hash_buckets else ""
         raise DataError(f"{origin}: source {source.name!r} has no rows to use ({read} read{where}, "
                         f"skip_rows={source.skip_rows}, max_rows={source.max_rows})")
     return kept, origin
+
+
+def in_hash_bucket(text: str, source: SourceConfig) -> bool:
+    return zlib.crc32(text.encode()) % source.hash_buckets == source.hash_bucket
 
 
 def pair_problem(chosen: Conversation, rejected: Conversation) -> str | None:

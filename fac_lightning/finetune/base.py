@@ -110,14 +110,14 @@ class Finetune:
 
 
 def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: DataLoader, work: Path, run_cfg: DictConfig,
-                 logger) -> None:
+                 logger, **trainer_args) -> None:
     """Fit through the one Trainer builder for ``cfg.epochs``, checkpointing every epoch in ``work`` (a killed fit
-    resumes from its last finished epoch)."""
+    resumes from its last finished epoch); ``trainer_args`` are a kind's own Trainer settings (gradient clipping)."""
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1)
     trainer = fit(run_cfg, module, data, work, logger, checkpoint, max_epochs=cfg.epochs,
                   accumulate_grad_batches=cfg.accumulate_grad_batches,
                   precision=resolve_precision(cfg.precision, run_cfg.trainer.accelerator),
-                  num_sanity_val_steps=0, limit_val_batches=0)
+                  num_sanity_val_steps=0, limit_val_batches=0, **trainer_args)
     if trainer.current_epoch < cfg.epochs:
         raise RuntimeError(f"finetune stopped at epoch {trainer.current_epoch}; rerun to resume from "
                            f"{work / 'last.ckpt'}")

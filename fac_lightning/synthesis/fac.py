@@ -71,7 +71,7 @@ class FACPrompts(QuestionFirstPrompts):
 @STRATEGIES.register("fac", FACConfig)
 class FACStrategy(Strategy):
     Prompts = FACPrompts
-    row_formats = ("query", "preference_pair", "ab_item")
+    row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
 
     def __init__(self, *args):
         super().__init__(*args)

@@ -1,6 +1,9 @@
 """Magpie (Xu et al. 2024): give the aligned model only its chat template's pre-query prefix (optionally after a
 task system prompt) and let it write the user query itself.
 
+For instruction + response rows this is Magpie's native use: the template-only query is the instruction, and the
+generator answers it (``prompts.answer_response``; Magpie's second stage, ``synthesis/question_first.py``).
+
 For A/B items (steering), the query is the item's question and the generator then writes its two answer choices,
 one showing the task's behaviour and one not (``synthesis/question_first.py``): Magpie has no A/B recipe; this keeps
 its one idea, the template-only query, and answers it as the other strategies do.
@@ -20,7 +23,7 @@ from fac_lightning.rows.preference_pair import transcript
 from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
-from fac_lightning.synthesis.question_first import QuestionFirstPrompts
+from fac_lightning.synthesis.question_first import ANSWER_KEYS, QuestionFirstPrompts
 
 _MARK = "\x00USER_MESSAGE\x00"
 _VERDICT = re.compile(r"\b([AB])\b")
@@ -52,23 +55,24 @@ class MagpiePrompts(QuestionFirstPrompts):
 @STRATEGIES.register("magpie", MagpieConfig)
 class MagpieStrategy(Strategy):
     Prompts = MagpiePrompts
-    row_formats = ("query", "preference_pair", "ab_item")
+    row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
 
     def start(self) -> None:
         self.pre_query = pre_query_template(self.context.tokenizer, self.prompts.system)
         if self.task.row_format == "preference_pair" and not self.prompts.judge:
             raise ValueError(f"synthesis=magpie on pair task {self.task.name!r} needs prompts.judge "
                              f"(conf/prompts/{self.task.name}/magpie.yaml)")
-        if self.task.row_format == "ab_item" and not self.question_first:
-            raise ValueError(f"synthesis=magpie on A/B task {self.task.name!r} needs prompts.answer_matching and "
-                             f"prompts.answer_not_matching (conf/prompts/{self.task.name}/magpie.yaml)")
+        if self.task.row_format in ("ab_item", "instruction_response") and not self.question_first:
+            keys = " and ".join(f"prompts.{k}" for k in ANSWER_KEYS[self.task.row_format])
+            raise ValueError(f"synthesis=magpie on task {self.task.name!r} ({self.task.row_format} rows) needs "
+                             f"{keys} (conf/prompts/{self.task.name}/magpie.yaml)")
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         texts = [self.pre_query] * self.cfg.prompts_per_call
         if self.task.row_format == "preference_pair":
             return self.run_pair_unit(unit, writer, texts)
         raws = [raw for (raw,) in self.generator.complete(texts, self.params(unit))]
-        for raw in self.candidates_from(raws, unit):  # A/B items: each query answered with its two choices
+        for raw in self.candidates_from(raws, unit):  # each query answered into a row (A/B choices, a response)
             writer.offer(raw, self.provenance(unit, self.pre_query))
 
     def run_pair_unit(self, unit: int, writer: RowWriter, texts: list[str]) -> None:

@@ -13,6 +13,8 @@ demonstrations of it, magpie still writes it from the bare template), and the ge
   behaviour and one that does not (the paper's A/B templates ask for the same two options); the choices are put
   under the question as ``(A)`` / ``(B)`` in an order drawn from the question's hash (so either letter matches the
   behaviour about half the time, as in CAA's sets), and the item goes through the A/B checks (``ABItem.parse``).
+- ``instruction_response`` (``answer_response``): once, as a helpful assistant. For instruction following this is
+  the paper's own recipe (one call writes the instruction, a second answers it), not a concession to the generator.
 """
 
 import json
@@ -37,12 +39,15 @@ class QuestionFirstPrompts:
     """A/B items: asks for the short answer choice that shows the behaviour."""
     answer_not_matching: str | None = None
     """A/B items: asks for the short answer choice that does not."""
+    answer_response: str | None = None
+    """Instruction + response rows: the user turn that asks for the response (the paper's second call)."""
     answer_max_new_tokens: int | None = None
     """Tokens for each answer (an A/B choice needs a few dozen); None = the strategy's ``max_new_tokens``."""
 
 
 ANSWER_KEYS = {"preference_pair": ("answer_chosen", "answer_rejected"),
-               "ab_item": ("answer_matching", "answer_not_matching")}
+               "ab_item": ("answer_matching", "answer_not_matching"),
+               "instruction_response": ("answer_response",)}
 
 
 def question_first(prompts, row_format: str) -> bool:
@@ -52,24 +57,29 @@ def question_first(prompts, row_format: str) -> bool:
 
 def answer_questions(generator: Generator, raws: list[str], prompts, row_format: str,
                      params: SamplingParams) -> list[str]:
-    """Each raw question (template artefacts stripped) with its two answers, as a JSON candidate of
-    ``row_format``; an empty question stays an unparseable candidate."""
+    """Each raw question (template artefacts stripped) with its answers (one per answer prompt of the format), as a
+    JSON candidate of ``row_format``; an empty question stays an unparseable candidate."""
     questions = [clean_query(raw) for raw in raws]
     asked = list(dict.fromkeys(q for q in questions if q))
-    chats = [[{"role": "user", "content": getattr(prompts, key).format(question=q)}]
-             for key in ANSWER_KEYS[row_format] for q in asked]
+    keys = ANSWER_KEYS[row_format]
+    chats = [[{"role": "user", "content": getattr(prompts, key).format(question=q)}] for key in keys for q in asked]
     if prompts.answer_max_new_tokens:
         params = replace(params, max_new_tokens=prompts.answer_max_new_tokens)
-    outputs = generator.generate(chats, params) if asked else []
-    answers = dict(zip(asked, zip(outputs[: len(asked)], outputs[len(asked) :], strict=True), strict=True))
-    build = pair_candidate if row_format == "preference_pair" else ab_candidate
-    return [build(q, answers[q][0][0], answers[q][1][0]) if q else "" for q in questions]
+    outputs = [first for (first, *_) in generator.generate(chats, params)] if asked else []
+    per_key = [outputs[i * len(asked) : (i + 1) * len(asked)] for i in range(len(keys))]
+    answers = dict(zip(asked, zip(*per_key, strict=True), strict=True))
+    build = CANDIDATE_BUILDERS[row_format]
+    return [build(q, *answers[q]) if q else "" for q in questions]
 
 
 def pair_candidate(question: str, good: str, bad: str) -> str:
     user = {"role": "user", "content": question}
     return json.dumps({"chosen": transcript([user, {"role": "assistant", "content": good.strip()}]),
                        "rejected": transcript([user, {"role": "assistant", "content": bad.strip()}])})
+
+
+def response_candidate(question: str, response: str) -> str:
+    return json.dumps({"instruction": question, "response": response.strip()})
 
 
 def choice_text(answer: str) -> str:
@@ -87,3 +97,7 @@ def ab_candidate(question: str, matching: str, not_matching: str) -> str:
     letters = ("(A)", "(B)") if matching_first else ("(B)", "(A)")
     return json.dumps({"question": f"{question}\n\nChoices:\n (A) {a}\n (B) {b}",
                        "answer_matching_behavior": letters[0], "answer_not_matching_behavior": letters[1]})
+
+
+CANDIDATE_BUILDERS = {"preference_pair": pair_candidate, "ab_item": ab_candidate,
+                      "instruction_response": response_candidate}

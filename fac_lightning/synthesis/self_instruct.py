@@ -49,7 +49,7 @@ class SelfInstructPrompts(QuestionFirstPrompts):
 @STRATEGIES.register("self_instruct", SelfInstructConfig)
 class SelfInstructStrategy(Strategy):
     Prompts = SelfInstructPrompts
-    row_formats = ("query", "preference_pair", "ab_item")
+    row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
 
     def start(self) -> None:
         if not self.context.seed_demos:
