@@ -8,6 +8,7 @@ import pytest
 from fac_lightning.data.conversations import Example
 from fac_lightning.rows import ROW_FORMATS, row_format
 from fac_lightning.rows.ab_item import ABItem
+from fac_lightning.rows.instruction_response import InstructionResponse
 from fac_lightning.rows.preference_pair import PreferencePair
 from fac_lightning.rows.query import Query
 
@@ -62,7 +63,9 @@ def test_invalid_pairs_are_rejected_with_their_reason(raw, reason):
 
 def test_every_registered_format_round_trips_a_row():
     rows = {"query": {"text": "how do I pick a lock?", "label": 1},
-            "preference_pair": PAIR.parse(pair(GOOD, BAD))[0], "ab_item": AB_ROW}
+            "preference_pair": PAIR.parse(pair(GOOD, BAD))[0], "ab_item": AB_ROW,
+            "instruction_response": {"prompt": [{"role": "user", "content": "Name a prime."}],
+                                     "completion": [{"role": "assistant", "content": "Seven."}]}}
     assert set(ROW_FORMATS.names()) == set(rows)
     for name, row in rows.items():
         fmt = row_format(name)
@@ -122,3 +125,43 @@ def test_query_template_artefacts_are_stripped(raw, text):
                                  "This message shows the pattern strongly.", "Sure! I can write that."])
 def test_query_that_comments_on_the_message_is_rejected(raw):
     assert QUERY.parse(raw) == (None, "meta_commentary")
+
+
+IR = InstructionResponse()
+
+
+def test_instruction_response_candidate_becomes_trl_prompt_completion_row():
+    raw = json.dumps({"instruction": "1. List three primary colours.", "response": "Red, yellow and blue."})
+    fields, reason = IR.parse(raw)
+    assert reason is None
+    assert fields == {"prompt": [{"role": "user", "content": "List three primary colours."}],
+                      "completion": [{"role": "assistant", "content": "Red, yellow and blue."}]}
+    assert IR.query(fields) == "List three primary colours."
+    assert IR.scored(fields) == fields["prompt"] + fields["completion"]
+    assert IR.parse(IR.demo(fields)) == (fields, None)
+    assert IR.invalid(fields) is None
+
+
+@pytest.mark.parametrize("raw,reason", [
+    ("Red, yellow and blue.", "unparseable_json"),
+    (json.dumps({"instruction": "List three colours."}), "missing_field"),
+    (json.dumps({"instruction": "  ", "response": "Red."}), "empty_instruction"),
+    (json.dumps({"instruction": "List three colours.", "response": " "}), "empty_response"),
+    (json.dumps({"instruction": "List three colours.", "response": "List three  colours. Red, blue, green."}),
+     "echoes_instruction"),
+    (json.dumps({"instruction": "List three colours.", "response": "Red.\n### Instruction:\nList four."}),
+     "template_markers"),
+])
+def test_instruction_response_rejects_non_answers_with_their_reason(raw, reason):
+    assert IR.parse(raw) == (None, reason)
+
+
+def test_instruction_response_from_a_real_example_and_stored_row_checks():
+    example = Example([{"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "Seven."}], None)
+    row = IR.from_example(example)
+    assert row == {"prompt": [{"role": "user", "content": "Name a prime."}],
+                   "completion": [{"role": "assistant", "content": "Seven."}]}
+    with pytest.raises(ValueError, match="need a response"):
+        IR.from_example(Example([{"role": "user", "content": "Name a prime."}], None))
+    assert "completion" in IR.invalid({"prompt": row["prompt"]})
+    assert "echoes_instruction" in IR.invalid({**row, "completion": [{"role": "assistant", "content": "Name a prime."}]})

@@ -389,3 +389,41 @@ def test_question_first_ab_prompts_put_the_two_answers_under_the_question(tiny_l
         options = choices(row["question"])
         assert options[letter(row["answer_matching_behavior"])] == "Yes, that is fine with me."
         assert options[letter(row["answer_not_matching_behavior"])] == "No, please keep me on."
+
+
+class InstructionWriter:
+    """A stand-in chat model for instruction prompts: with a strategy's system prompt (or the bare template) it writes
+    an instruction around the prompt's first example span; asked the answer prompt, it answers as an assistant."""
+
+    name = "instruction_writer"
+
+    def __init__(self):
+        self.instructions = 0
+
+    def instruction(self, chat=None) -> str:
+        self.instructions += 1
+        return f"Write a recipe number {self.instructions} in Markdown that mentions {first_span(chat or [])}."
+
+    def reply(self, chat) -> str:
+        if chat[0]["role"] == "system":
+            return self.instruction(chat)
+        assert "(Answer as a helpful assistant" in chat[-1]["content"]
+        return "## Recipe\n- Mix the flour and water.\n- Bake for 35 minutes."
+
+    def complete(self, texts, params):
+        return [[self.instruction()] for _ in texts]
+
+    def generate(self, chats, params):
+        return [[self.reply(chat) for _ in range(params.n)] for chat in chats]
+
+
+@pytest.mark.parametrize("strategy", ["fac", "self_instruct", "magpie"])
+def test_instruction_prompts_write_an_instruction_then_answer_it(tiny_llama_dir, tmp_path, monkeypatch, strategy):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "task=instruction", f"synthesis={strategy}", "n_samples=3",
+                      "relevance=all", "synthesis.near_duplicate_rouge=0.99", "synthesis.prompts_per_call=2")
+    rows, manifest = fac_with(InstructionWriter(), monkeypatch, cfg)
+    assert len(rows) == 3 and manifest["rows"] == 3
+    for row in rows:
+        assert row["prompt"][0]["content"].startswith("Write a recipe number")
+        assert row["completion"] == [{"role": "assistant",
+                                      "content": "## Recipe\n- Mix the flour and water.\n- Bake for 35 minutes."}]
