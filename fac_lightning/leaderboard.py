@@ -171,25 +171,35 @@ def correlations(runs: pd.DataFrame) -> pd.DataFrame:
 
 def write_leaderboard(folder: str | Path, out_dir: str | Path) -> dict:
     """leaderboard.csv, leaderboard.md (table and correlations) and fac_vs_<primary>.png under ``out_dir``,
-    for the runs under ``folder`` (or a ``wandb:`` group). Returns the markdown, the correlations (records),
-    the number of runs and the table's rows (records)."""
+    for the runs under ``folder`` (or a ``wandb:`` group); runs of several benchmarks (a sweep over tasks, as
+    ``make demo``) get one table each, their files suffixed ``_<benchmark>``. Returns the markdown, the correlations
+    (records), the number of runs and the tables' rows (records)."""
+    runs = collect_runs(folder)
+    benchmarks = list(dict.fromkeys(runs["benchmark"]))
+    parts = [write_benchmark_leaderboard(runs[runs["benchmark"] == bench], Path(out_dir),
+                                         "" if len(benchmarks) == 1 else f"_{bench}") for bench in benchmarks]
+    return {"markdown": "\n".join(p["markdown"] for p in parts), "runs": len(runs),
+            "correlations": [c for p in parts for c in p["correlations"]], "rows": [r for p in parts for r in p["rows"]]}
+
+
+def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = collect_runs(folder)
+    runs = runs.dropna(axis=1, how="all")  # another benchmark's metric columns
     table, corr = leaderboard(runs), correlations(runs)
     bench, primary = benchmark_of(runs)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "leaderboard.csv", index=False)
+    table.to_csv(out / f"leaderboard{suffix}.csv", index=False)
     examples = "/".join(str(e) for e in runs["examples"].drop_duplicates())
-    markdown = (f"Benchmark: {bench} ({examples} examples), ranked by {primary}; mean ± std over seeds, "
+    tasks = ", ".join(str(t) for t in runs["task"].drop_duplicates())
+    markdown = (f"Benchmark: {bench} ({examples} examples; task {tasks}), ranked by {primary}; mean ± std over seeds, "
                 f"{len(runs)} runs.\n\n" + table.to_markdown(index=False)
                 + f"\n\nCorrelation with {primary} over runs:\n\n"
                 + corr.to_markdown(index=False, floatfmt=".3f") + "\n")
-    (out / "leaderboard.md").write_text(markdown)
+    (out / f"leaderboard{suffix}.md").write_text(markdown)
     fac = corr.set_index("metric").loc["fac"]
     fig, ax = plt.subplots(figsize=(5, 4))
     for strategy, group in runs.groupby("strategy"):
@@ -199,10 +209,9 @@ def write_leaderboard(folder: str | Path, out_dir: str | Path) -> dict:
     ax.set_title(f"Pearson r = {fac.pearson_r:.2f}, Spearman rho = {fac.spearman_rho:.2f}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / f"fac_vs_{primary}.png", dpi=120)
+    fig.savefig(out / f"fac_vs_{primary}{suffix}.png", dpi=120)
     plt.close(fig)
-    return {"markdown": markdown, "correlations": corr.to_dict("records"), "runs": len(runs),
-            "rows": table.to_dict("records")}
+    return {"markdown": markdown, "correlations": corr.to_dict("records"), "rows": table.to_dict("records")}
 
 
 class SweepLeaderboard(Callback):

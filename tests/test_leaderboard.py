@@ -181,10 +181,21 @@ def test_write_leaderboard_writes_table_markdown_and_plot(tmp_path):
     assert pd.read_csv(board / "leaderboard.csv").strategy.tolist() == ["fac", "magpie"]
     markdown = (board / "leaderboard.md").read_text()
     assert markdown == result["markdown"]
-    assert markdown.startswith("Benchmark: toxicchat (840 examples), ranked by auprc")
+    assert markdown.startswith("Benchmark: toxicchat (840 examples; task toxicity), ranked by auprc")
     assert "| fac " in markdown and "text/distinct_2" in markdown and "pearson_r" in markdown
     assert (board / "fac_vs_auprc.png").stat().st_size > 1000
     assert result["runs"] == 4 and [r["strategy"] for r in result["rows"]] == ["fac", "magpie"]
     fac = next(c for c in result["correlations"] if c["metric"] == "fac")
     assert fac["points"] == 4 and fac["pearson_r"] == pytest.approx(stats.pearsonr(
         [r["fac"]["binary"] for r in runs], [r["benchmark"]["metrics"]["auprc"] for r in runs])[0])
+
+
+def test_a_sweep_over_tasks_gets_one_table_per_benchmark(tmp_path):
+    runs = [metrics("fac", 0, 0.3, 0.9), metrics("fac", 0, 0.6, 0.8, name="hh_pairs", primary="accuracy")]
+    runs[1]["task"] = "reward"
+    write_runs(tmp_path / "runs", runs)
+    result = write_leaderboard(tmp_path / "runs", tmp_path / "board")
+    tables = result["markdown"].split("Benchmark: ")[1:]
+    assert [t.split(" (")[0] for t in tables] == ["toxicchat", "hh_pairs"]
+    assert "task reward), ranked by accuracy" in tables[1] and "auprc" not in tables[1]
+    assert pd.read_csv(tmp_path / "board" / "leaderboard_hh_pairs.csv").strategy.tolist() == ["fac"]

@@ -16,7 +16,9 @@ from fac_lightning.config import DataConfig, Embedder, Mode
 from fac_lightning.data.conversations import infer_source, load_conversations
 from fac_lightning.evaluation.base import build_benchmark, run_benchmark
 from fac_lightning.features.cards import cards_markdown
+from fac_lightning.backbone import load_backbone
 from fac_lightning.finetune.base import load_model, model_folder
+from fac_lightning.finetune.chat_model import ChatModel
 from fac_lightning.leaderboard import write_leaderboard
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
@@ -92,11 +94,30 @@ def write_feature_cards(cfg: DictConfig, space: FeatureSpace) -> Path:
     return path
 
 
+BASE_MODEL = "base"
+"""``model=base``: the un-finetuned backbone as a chat model (``finetune.target`` if the finetune names one, else
+``backbone``), the row an SFT must beat."""
+
+
+def base_chat_model(cfg: DictConfig) -> ChatModel:
+    target = cfg.finetune.get("target") or cfg.backbone
+    return ChatModel.from_backbone(load_backbone(target, cfg.paths.cache_dir))
+
+
 def benchmark_model(cfg: DictConfig) -> dict:
-    """Score the saved model ``model=`` on ``benchmark=``; the model's kind and backbone come from its model.json."""
+    """Score the saved model ``model=`` on ``benchmark=``; the model's kind and backbone come from its model.json
+    (``model=base``: the un-finetuned backbone, for benchmarks of chat models)."""
     if cfg.model is None:
-        raise ValueError("mode=benchmark needs model=<saved model folder, its adapter folder or a train.py run folder>")
+        raise ValueError("mode=benchmark needs model=<saved model folder, its adapter folder, a train.py run folder, "
+                         "or base (the un-finetuned backbone)>")
     benchmark = build_benchmark(cfg.benchmark, cfg.paths.data_dir)
+    if cfg.model == BASE_MODEL:
+        if benchmark.needs != "chat_model":
+            raise ValueError(f"model=base is the un-finetuned backbone, a 'chat_model'; benchmark="
+                             f"{cfg.benchmark.name} evaluates a {benchmark.needs!r} model")
+        result = {"model": BASE_MODEL, **run_benchmark(benchmark, base_chat_model(cfg), cfg.paths.output_dir)}
+        Console().print(result)
+        return result
     produces = json.loads((model_folder(cfg.model) / "model.json").read_text())["produces"]
     if benchmark.needs != produces:
         raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; model={cfg.model} "
