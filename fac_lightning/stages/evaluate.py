@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fac_lightning.artifacts import write_json_atomic
+from fac_lightning.backbone import load_backbone
 from fac_lightning.config import DataConfig, Embedder, Mode
 from fac_lightning.data.conversations import infer_source, load_conversations
 from fac_lightning.evaluation.base import build_benchmark, run_benchmark
 from fac_lightning.features.cards import cards_markdown
-from fac_lightning.backbone import load_backbone
 from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.finetune.chat_model import ChatModel
 from fac_lightning.leaderboard import write_leaderboard
