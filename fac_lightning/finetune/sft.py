@@ -82,6 +82,13 @@ class LoRASFT(pl.LightningModule):
     def __init__(self, model, cfg: SFTLoraConfig):
         super().__init__()
         self.model, self.cfg = model, cfg
+        self.strict_loading = False  # checkpoints hold the adapters only; the frozen weights come from the model
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep only the trainable (LoRA) weights: a checkpoint of the whole model is ~4 bytes per parameter per
+        epoch (540 MB for SmolLM2-135M), the adapters a few MB."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def training_step(self, batch, batch_idx):
         loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

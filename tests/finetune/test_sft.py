@@ -77,3 +77,30 @@ def test_a_bad_lora_setting_is_named():
         from fac_lightning.config import validate_config
 
         validate_config(compose_config(["task=instruction", "finetune=sft_lora", "finetune.lora_r=0"]))
+
+
+def test_a_killed_sft_fit_resumes_from_an_adapter_only_checkpoint(tiny_llama_dir, tmp_path, monkeypatch):
+    import torch
+
+    from fac_lightning.finetune.sft import LoRASFT
+
+    cfg = sft_config(tiny_llama_dir, tmp_path, "finetune.epochs=2")
+    backbone = load_backbone(cfg.backbone, CACHE_DIR)
+    finetune = build_finetune(cfg.finetune)
+    original = LoRASFT.training_step
+
+    def killed_in_epoch_1(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(LoRASFT, "training_step", killed_in_epoch_1)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        finetune.train(planted_rows(8), backbone, tmp_path, cfg, None)
+    state = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
+    assert state and all("lora_" in key for key in state)  # the adapters, not the frozen model
+    monkeypatch.setattr(LoRASFT, "training_step", original)
+    epochs = []
+    monkeypatch.setattr(LoRASFT, "on_train_epoch_start", lambda self: epochs.append(self.current_epoch))
+    finetune.train(planted_rows(8), backbone, tmp_path, cfg, None)
+    assert epochs == [1] and (tmp_path / "adapter" / "adapter_config.json").exists()
