@@ -92,18 +92,22 @@ def main() -> None:
     index = list(range(len(reference)))
 
     for model in ANNOTATED:
-        rows = read(f"{model}.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz")[limit]
-        assert [r["instruction"] for r in rows] == instructions and [r["output_1"] for r in rows] == references
+        by_instruction = {r["instruction"]: r for r in read(f"{model}.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz")}
+        # phi-2's file is in another order and lacks 2 of the 805 instructions (the leaderboard's n is 803 too)
+        positions = [i for i, instruction in enumerate(instructions) if instruction in by_instruction]
+        rows = [by_instruction[instructions[i]] for i in positions]
+        asked, answers = [r["instruction"] for r in rows], [r["output_1"] for r in rows]
+        assert answers == [references[i] for i in positions]
         outputs = [r["output_2"] for r in rows]
         official_N = np.array([np.nan if r["preference"] is None else float(r["preference"]) for r in rows])
-        entry = {"GPT-4-Turbo": {"agree": 1.0, "balanced": 1.0, **rates(official_N, references, outputs, index)},
+        entry = {"GPT-4-Turbo": {"agree": 1.0, "balanced": 1.0, **rates(official_N, answers, outputs, positions)},
                  "leaderboard": {k: float(board[model][k]) for k in ("win_rate", "length_controlled_winrate")}}
         for judge in judges.values():
             start = time.time()
-            preferences_N = judge.preferences(instructions, references, outputs)
+            preferences_N = judge.preferences(asked, answers, outputs)
             agree, balanced = agreement(preferences_N, official_N)
             entry[judge.label] = {"agree": agree, "balanced": balanced, "seconds": time.time() - start,
-                                  **rates(preferences_N, references, outputs, index)}
+                                  **rates(preferences_N, answers, outputs, positions)}
         results["models"][model] = entry
 
     for judge in judges.values():
