@@ -43,6 +43,13 @@ def read(name: str) -> list[dict]:
         return json.load(f)
 
 
+def aligned(rows: list[dict], instructions: list[str]) -> tuple[list[int], list[dict]]:
+    """The rows of ``instructions`` (by text; files differ in order, phi-2's lacks 2 of the 805) and their positions."""
+    by_instruction = {r["instruction"]: r for r in rows}
+    positions = [i for i, instruction in enumerate(instructions) if instruction in by_instruction]
+    return positions, [by_instruction[instructions[i]] for i in positions]
+
+
 def leaderboard() -> dict[str, dict]:
     with open(MIRROR / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv") as f:
         return {row[""]: row for row in csv.DictReader(f)}
@@ -92,10 +99,7 @@ def main() -> None:
     index = list(range(len(reference)))
 
     for model in ANNOTATED:
-        by_instruction = {r["instruction"]: r for r in read(f"{model}.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz")}
-        # phi-2's file is in another order and lacks 2 of the 805 instructions (the leaderboard's n is 803 too)
-        positions = [i for i, instruction in enumerate(instructions) if instruction in by_instruction]
-        rows = [by_instruction[instructions[i]] for i in positions]
+        positions, rows = aligned(read(f"{model}.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz"), instructions)
         asked, answers = [r["instruction"] for r in rows], [r["output_1"] for r in rows]
         assert answers == [references[i] for i in positions]
         outputs = [r["output_2"] for r in rows]
@@ -119,9 +123,10 @@ def main() -> None:
         for judge in judges.values():
             per_model = {}
             for model in WITH_OUTPUTS:
-                outputs = [r["output"] for r in read(f"{model}.model_outputs.json.gz")[limit]]
-                per_model[model] = rates(judge.preferences(instructions, references, outputs), references, outputs,
-                                         index)["win_rate"]
+                positions, rows = aligned(read(f"{model}.model_outputs.json.gz"), instructions)
+                answers, outputs = [references[i] for i in positions], [r["output"] for r in rows]
+                per_model[model] = rates(judge.preferences([instructions[i] for i in positions], answers, outputs),
+                                         answers, outputs, positions)["win_rate"]
             lc = [float(board[m]["length_controlled_winrate"]) for m in WITH_OUTPUTS]
             results["system"][judge.label] = {"win_rate": per_model,
                                               "spearman_vs_lc": float(spearmanr(list(per_model.values()), lc)[0])}
