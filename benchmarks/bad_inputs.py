@@ -113,6 +113,9 @@ def cases(files: dict[str, Path], empty_dir: Path) -> list[tuple[str, list[str],
         ("evaluate.py", ["mode=benchmark", "model=/runs/missing"], {}),
         ("evaluate.py", ["mode=leaderboard"], {}),
         ("evaluate.py", ["mode=benchmark", "model=/runs/missing", "benchmark.limit=-1"], {}),
+        ("evaluate.py", ["mode=benchmark", "model=/runs/missing", "benchmark=alpacaeval", "benchmark.judge.kind=gpt5"],
+         {}),
+        ("evaluate.py", ["mode=benchmark", "model=/runs/missing", "benchmark=alpacaeval", "benchmark/judge=gpt5"], {}),
     ]
 
 

@@ -387,6 +387,7 @@ def sweep_group(mode, sweep_dir: str) -> str | None:
 def register_configs() -> None:
     """Root schemas and every registered component's Config as ``<group>/<name>_schema``."""
     from fac_lightning.evaluation import BENCHMARKS
+    from fac_lightning.evaluation.judges import JUDGES
     from fac_lightning.finetune import FINETUNES
     from fac_lightning.generation import GENERATORS
     from fac_lightning.relevance import RELEVANCE
@@ -397,6 +398,6 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
-    for registry in (BENCHMARKS, FINETUNES, GENERATORS, RELEVANCE, SAE_ARCHITECTURES, STRATEGIES):
+    for registry in (BENCHMARKS, JUDGES, FINETUNES, GENERATORS, RELEVANCE, SAE_ARCHITECTURES, STRATEGIES):
         for name, schema in registry.schemas().items():
             cs.store(group=registry.group, name=name, node=schema)

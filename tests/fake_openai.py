@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible chat-completions endpoint on loopback, for the tests of the openai engine and of secrets."""
+"""A fake OpenAI-compatible chat-completions endpoint on loopback, for the tests of the openai engine, of secrets and
+of alpaca_eval's official annotator (which reads the answer's log-probabilities and the token usage)."""
 
 import json
 import threading
@@ -9,16 +10,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeOpenAI(BaseHTTPRequestHandler):
     """Records each request as (path, Authorization header, JSON body) in ``requests`` and answers each of the
-    body's ``n`` completions with ``reply(body, i)``."""
+    body's ``n`` completions (1 when the body names none) with ``reply(body, i)``: the message's text, or a dict of
+    it (``content``) and the choice's ``logprobs`` (OpenAI's ``{"content": [{"token", "logprob", "top_logprobs"}]}``)."""
 
     requests: list
-    reply: Callable[[dict, int], str]
+    reply: Callable[[dict, int], str | dict]
+
+    def choice(self, body: dict, i: int) -> dict:
+        reply = self.reply(body, i)
+        reply = {"content": reply} if isinstance(reply, str) else reply
+        return {"index": i, "finish_reason": "stop", "logprobs": reply.get("logprobs"),
+                "message": {"role": "assistant", "content": reply["content"]}}
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.requests.append((self.path, self.headers.get("Authorization"), body))
-        choices = [{"message": {"role": "assistant", "content": self.reply(body, i)}} for i in range(body["n"])]
-        payload = json.dumps({"choices": choices}).encode()
+        choices = [self.choice(body, i) for i in range(body.get("n", 1))]
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        payload = json.dumps({"choices": choices, "usage": usage}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

@@ -32,6 +32,9 @@ class Benchmark:
     """The model kind it evaluates (``Finetune.produces``)."""
     primary = ""
     """The metric a leaderboard ranks by."""
+    out_dir: Path | None = None
+    """The folder ``run_benchmark`` writes the result into; a benchmark that keeps more than its metrics (alpacaeval:
+    the model's outputs and the judge's annotations) writes it there."""
 
     def __init__(self, cfg: BenchmarkConfig, data_dir: str | Path):
         self.cfg, self.data_dir = cfg, data_dir
@@ -45,6 +48,7 @@ def build_benchmark(cfg: DictConfig, data_dir: str | Path) -> Benchmark:
 
 
 def run_benchmark(benchmark: Benchmark, model, out_dir: str | Path) -> dict:
+    benchmark.out_dir = Path(out_dir)
     result = {"name": benchmark.cfg.name, "kind": benchmark.name, "primary": benchmark.primary,
               **benchmark.evaluate(model)}
     write_json_atomic(Path(out_dir) / f"benchmark_{benchmark.cfg.name}.json", result)
