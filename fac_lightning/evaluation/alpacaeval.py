@@ -143,6 +143,11 @@ def win_rates(annotations: pd.DataFrame, glm_data: Path | None) -> dict[str, flo
 class AlpacaEvalBenchmark(Benchmark):
     needs = "chat_model"
 
+    def __init__(self, cfg: AlpacaEvalConfig, data_dir: str | Path):
+        super().__init__(cfg, data_dir)
+        # LC's data is looked up when the chain is planned, before any stage runs: a machine without it fails now
+        self.glm_data = glm_data_path(cfg, data_dir) if cfg.length_controlled else None
+
     @property
     def primary(self) -> str:
         return "length_controlled_winrate" if self.cfg.length_controlled else "win_rate"
@@ -177,7 +182,7 @@ class AlpacaEvalBenchmark(Benchmark):
         if self.out_dir is None:
             raise ValueError(f"benchmark={cfg.name} writes model outputs and annotations: run it with run_benchmark")
         folder = Path(self.out_dir) / f"alpacaeval_{cfg.name}"
-        glm_data = glm_data_path(cfg, self.data_dir) if cfg.length_controlled else None
+        glm_data = self.glm_data
         rows, positions, origin, excluded = self.references()
         judge = build_judge(cfg.judge)  # a judge that cannot load fails before the long generation
         instructions = [row["instruction"] for row in rows]
