@@ -168,6 +168,18 @@ class AlpacaEvalBenchmark(Benchmark):
         positions = kept[: self.cfg.limit]
         return [rows[i] for i in positions], positions, origin, len(rows) - len(kept)
 
+    def check_task(self, task, data_dir):
+        """No part of the task (anchor sides, seed, training pools) may hold an instruction evaluated here."""
+        from fac_lightning.data.task_parts import task_parts
+
+        evaluated = {row["instruction"].strip() for row in self.references()[0]}
+        for part, examples in task_parts(task, data_dir).items():
+            seen = sorted({e.conversation[0]["content"].strip() for e in examples} & evaluated)
+            if seen:
+                raise ValueError(f"benchmark={self.cfg.name} evaluates {len(seen)} instruction(s) that task "
+                                 f"{task.name!r}'s part {part!r} reads (e.g. {seen[0][:60]!r}); leave them out with "
+                                 f"benchmark.exclude_instructions_of (the part's sources)")
+
     def generator(self, model, folder: Path):
         if self.cfg.engine == "transformers":
             return model.generator(self.cfg.batch_size)

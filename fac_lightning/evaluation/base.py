@@ -42,6 +42,10 @@ class Benchmark:
     def evaluate(self, model) -> dict:
         raise NotImplementedError
 
+    def check_task(self, task, data_dir: str | Path) -> None:
+        """Refuse, before any stage runs, a task whose data holds this benchmark's test items (a benchmark whose
+        items a task could read, e.g. AlpacaEval's instructions, overrides this)."""
+
 
 def build_benchmark(cfg: DictConfig, data_dir: str | Path) -> Benchmark:
     return BENCHMARKS.get(cfg.kind).cls(component_config(cfg, BENCHMARKS), data_dir)

@@ -54,6 +54,7 @@ def plan(cfg: DictConfig) -> Plan:
                          f"{finetune.name} produces a {finetune.produces!r}")
     for part in {strategy.part, cfg.task.background_part} - {None}:  # a bad data row fails now, naming its row
         task_parts(cfg.task, cfg.paths.data_dir, part)
+    benchmark.check_task(strategy.task, cfg.paths.data_dir)
     return Plan(strategy, finetune, benchmark)
 
 

@@ -289,3 +289,12 @@ def test_a_steering_task_refuses_a_classifier_before_loading():
     with pytest.raises(ValueError, match="finetune=classifier_head trains on \\['query'\\] rows; task=sycophancy has "
                                          "task.row_format='ab_item'"):
         plan(compose_config(["task=sycophancy", "finetune=classifier_head", "synthesis=seed_only"]))
+
+
+def test_alpacaeval_refuses_a_task_that_reads_its_instructions_before_loading():
+    cfg = compose_config(["task=instruction", "finetune=sft_lora", "benchmark=alpacaeval",
+                          "benchmark.length_controlled=false", "synthesis=full_dataset"])
+    with pytest.raises(ValueError, match="instruction\\(s\\) that task 'instruction''s part 'anchor_positive' reads"):
+        plan(cfg)
+    table = compose_config(["experiment=instruction_table1", "benchmark.judge.model=/nowhere", "synthesis=full_dataset"])
+    assert plan(table).benchmark.references()[3] == 444  # the half the task's parts read is left out
