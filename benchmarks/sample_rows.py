@@ -1,5 +1,5 @@
 """Print the first synthesized rows of each strategy in a sweep, verbatim, as Markdown: preference pairs (reward)
-message by message, A/B items (steering) field by field.
+and instruction + response rows (instruction following) message by message, A/B items (steering) field by field.
 
     python benchmarks/sample_rows.py logs/train/multiruns/<time> [per_strategy]
 """
@@ -10,8 +10,9 @@ from pathlib import Path
 
 
 def print_row(row: dict) -> None:
-    if "chosen" in row:  # a preference pair: prompt, chosen and rejected message lists
-        for key in ("prompt", "chosen", "rejected"):
+    message_lists = [k for k in ("prompt", "chosen", "rejected", "completion") if isinstance(row.get(k), list)]
+    if message_lists:  # a preference pair or an instruction + response row: message lists
+        for key in message_lists:
             for message in row[key]:
                 print(f"   - **{key}** ({message['role']}): {json.dumps(message['content'])}")
         return

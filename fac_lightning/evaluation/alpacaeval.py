@@ -15,9 +15,9 @@ Every result names its judge (``judge``): numbers from different judges are not 
 ``weighted_alpaca_eval_gpt4_turbo`` (``benchmark/judge=alpaca_eval``) gives leaderboard numbers. The offline judges'
 agreement with it is measured by ``benchmarks/judge_agreement.py`` (``benchmarks/RESULTS.md``, issue 14).
 
-``base_rate`` = 0: a trivial model (a constant empty answer) loses every comparison with the official judge, whose
-reference answers are never empty, and with the length judge; ``benchmarks/judge_agreement.py`` measures what each
-offline judge gives an empty answer.
+``base_rate``: the trivial score, the win rate the judge gives a constant empty answer on the same instructions,
+measured for every offline judge (the length judge: 0; the reward-model judge: ~16); for the official judge it is
+0 by construction (its reference answers are never empty) and not spent API calls on.
 
 The model's outputs (``model_outputs.json``: instruction, output, generator, dataset) and the judge's annotations
 (``annotations.json``: instruction, output_1 / generator_1 = the reference, output_2 / generator_2 = the model,
@@ -114,6 +114,14 @@ def glm_data_path(cfg: AlpacaEvalConfig, data_dir: str | Path) -> Path:
                         f"at {local} (benchmark.glm_data) and not reachable on the hub ({GLM_HUB['repo_id']}: "
                         f"{type(e).__name__}); copy it there, or set benchmark.length_controlled=false (primary: "
                         f"win_rate)") from e
+
+
+def empty_answer_win_rate(judge, instructions: list[str], references: list[str]) -> float:
+    """The trivial score: the win rate (alpaca_eval's, in %) this judge gives an empty answer to every instruction."""
+    from alpaca_eval.metrics.winrate import get_winrate
+
+    preferences = judge.preferences(instructions, references, [""] * len(instructions))
+    return float(get_winrate(pd.DataFrame({"preference": preferences}))["win_rate"])
 
 
 def win_rates(annotations: pd.DataFrame, glm_data: Path | None) -> dict[str, float]:
@@ -215,7 +223,8 @@ class AlpacaEvalBenchmark(Benchmark):
         write_json_atomic(folder / "annotations.json", annotations.to_dict(orient="records"))
         metrics = win_rates(annotations, glm_data)
         metrics["avg_length"] = float(np.mean([len(o) for o in outputs]))
+        base_rate = 0.0 if judge.paid else empty_answer_win_rate(judge, instructions, references)
         log.info("alpacaeval (judge %s): %s", judge.label, metrics)
         return {"source": origin, "judge": judge.label, "examples": len(rows), "limit": cfg.limit,
-                "excluded": excluded, "base_rate": 0.0, "generator": model.name, "outputs": str(folder),
+                "excluded": excluded, "base_rate": base_rate, "generator": model.name, "outputs": str(folder),
                 "glm_data": None if glm_data is None else str(glm_data), "metrics": metrics}

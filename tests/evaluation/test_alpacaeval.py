@@ -83,7 +83,7 @@ def test_alpacaeval_end_to_end_on_the_tiny_model(tiny_llama_dir, tmp_path):
     assert benchmark.primary == "win_rate"
     result = run_benchmark(benchmark, tiny_chat_model(tiny_llama_dir), tmp_path)
     assert result["judge"] == "length" and result["examples"] == 3 and result["limit"] == 3
-    assert result["primary"] == "win_rate" and result["excluded"] == 0
+    assert result["primary"] == "win_rate" and result["excluded"] == 0 and result["base_rate"] == 0.0
     folder = tmp_path / "alpacaeval_alpacaeval"
     outputs = json.loads((folder / "model_outputs.json").read_text())
     annotations = json.loads((folder / "annotations.json").read_text())

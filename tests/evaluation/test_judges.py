@@ -45,6 +45,11 @@ def test_reward_model_judge_is_the_bradley_terry_probability(tmp_path, monkeypat
     assert planted.conversations[0] == [{"role": "user", "content": "Name a colour."},
                                         {"role": "assistant", "content": "a b c"}]
     assert judge.label == f"reward_model:{tmp_path.name}"
+    # the benchmark's trivial score: the win rate this judge gives an empty answer (reward 0 words)
+    from fac_lightning.evaluation.alpacaeval import empty_answer_win_rate
+
+    trivial = empty_answer_win_rate(judge, INSTRUCTIONS, ["a b c", "a", "a b"])
+    assert trivial == pytest.approx(100 * (sigmoid(-3) + sigmoid(-1) + sigmoid(-2)) / 3)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,9 @@ class JudgeConfig:
 
 class Judge:
     name = ""
+    paid = False
+    """True when every comparison costs an API call (the official annotator): the benchmark then does not spend
+    calls on judging an empty answer for its trivial score."""
 
     def __init__(self, cfg: JudgeConfig):
         self.cfg = cfg
