@@ -79,7 +79,7 @@ def test_a_missing_strategy_option_is_named():
 def test_unknown_component_names_list_the_registered_ones():
     with pytest.raises(ValueError, match=r"finetune.kind='svm' is not a registered finetune kind; choose from "
                                          r"\['caa_vector', 'classifier_head', 'classifier_lora', 'reward_head', "
-                                         r"'reward_lora'\]"):
+                                         r"'reward_lora', 'sft_lora'\]"):
         FINETUNES.get("svm")
 
 

@@ -1,7 +1,8 @@
 """lm-evaluation-harness on a chat model (``benchmark=lm_eval``): ``lm_eval.simple_evaluate`` with the model in memory
-(``HFLM(pretrained=<the merged model>)``) on any task list. A task name with a YAML file in ``conf/lm_eval/`` is a
-local task over the data mirror (its ``dataset_kwargs.data_dir`` is set to ``paths.data_dir``; e.g. CAA's A/B items
-as multiple choice); any other name is an lm-eval task as lm-eval ships it (those read the hub).
+(``HFLM(pretrained=<the merged model>)``) on any task list. A task name with a YAML file in ``lm_eval_tasks/`` (beside
+this module, in lm-eval's own task format) is a local task over the data mirror (its ``dataset_kwargs.data_dir`` is
+set to ``paths.data_dir``; e.g. CAA's A/B items as multiple choice); any other name is an lm-eval task as lm-eval
+ships it (those read the hub).
 
 Metrics: each task's ``metric`` (``<task>/<metric>`` and its standard error), and ``average``, their unweighted
 mean (the primary metric)."""
@@ -15,13 +16,13 @@ from fac_lightning.checks import require
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
 
-LOCAL_TASKS = Path(__file__).resolve().parents[2] / "conf" / "lm_eval"
+LOCAL_TASKS = Path(__file__).resolve().parent / "lm_eval_tasks"
 
 
 @dataclass
 class LMEvalConfig(BenchmarkConfig):
     tasks: list[str] = field(default_factory=lambda: ["caa_ab_sycophancy", "caa_ab_survival_instinct"])
-    """lm-eval task names; those with a ``conf/lm_eval/<name>.yaml`` are read from the mirror."""
+    """lm-eval task names; those with a ``lm_eval_tasks/<name>.yaml`` are read from the mirror."""
     metric: str = "acc"
     """The metric read from each task's results."""
     num_fewshot: int | None = None
@@ -38,7 +39,7 @@ class LMEvalConfig(BenchmarkConfig):
 
 
 def task_spec(name: str, data_dir: str | Path) -> str | dict:
-    """A local task's config (from ``conf/lm_eval/``, reading the mirror) or the name of an lm-eval task."""
+    """A local task's config (from ``lm_eval_tasks/``, reading the mirror) or the name of an lm-eval task."""
     path = LOCAL_TASKS / f"{name}.yaml"
     if not path.exists():
         return name
