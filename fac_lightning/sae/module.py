@@ -101,8 +101,10 @@ class SAEModule(pl.LightningModule):
 
     def configure_optimizers(self):
         lr = self.cfg.lr or auto_lr(self.sae.num_latents)
+        # fused: one pass over each (F, D) matrix per step instead of one per Adam operation (4-5x faster step on
+        # the CPU, benchmarks/RESULTS.md; on CUDA one kernel instead of foreach's several)
         optimizer = torch.optim.Adam(self.sae.parameters(), lr=lr, betas=tuple(self.cfg.adam_betas),
-                                     eps=self.cfg.adam_eps)
+                                     eps=self.cfg.adam_eps, fused=True)
         warmup = max(self.cfg.lr_warmup_steps, 1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
