@@ -67,7 +67,7 @@ class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_acts_BK, _grad_idx):
         x_BD, W_enc_FD, acts_BK, idx_BK = ctx.saved_tensors
-        grad_pre_BK = grad_acts_BK * (acts_BK > 0)  # ReLU's derivative
+        grad_pre_BK = (grad_acts_BK * (acts_BK > 0)).to(W_enc_FD.dtype)  # ReLU's derivative; float32 under autocast
         grad_x = grad_W = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = F.embedding_bag(idx_BK, W_enc_FD, per_sample_weights=grad_pre_BK, mode="sum")
@@ -169,7 +169,9 @@ class TopKSAE(nn.Module):
         return EncoderOutput(*_TopKEncode.apply(x_BD - self.b_dec, self.W_enc, self.b_enc, self.k))
 
     def decode(self, acts_BK: torch.Tensor, idx_BK: torch.Tensor) -> torch.Tensor:
-        return F.embedding_bag(idx_BK, self.W_dec, per_sample_weights=acts_BK, mode="sum") + self.b_dec
+        """Under a bf16 autocast (``trainer.precision=bf16-mixed``) the encoder's matmul and TopK run in bf16; the
+        decoder gathers its float32 rows with the activations cast back to float32 (as sparsify does)."""
+        return F.embedding_bag(idx_BK, self.W_dec, per_sample_weights=acts_BK.to(self.W_dec.dtype), mode="sum") + self.b_dec
 
     def forward(self, x_BD: torch.Tensor, dead_F: torch.Tensor | None = None) -> ForwardOutput:
         acts_BK, idx_BK = self.encode(x_BD)
@@ -190,7 +192,8 @@ class TopKSAE(nn.Module):
         k_aux = min(self.k_aux, len(dead_idx))
         pre_BN = F.relu(F.linear(x_BD - self.b_dec, self.W_enc[dead_idx], self.b_enc[dead_idx]))
         acts_BK, local_BK = pre_BN.topk(k_aux, dim=-1, sorted=False)
-        e_hat_BD = F.embedding_bag(dead_idx[local_BK], self.W_dec, per_sample_weights=acts_BK, mode="sum")
+        e_hat_BD = F.embedding_bag(dead_idx[local_BK], self.W_dec, per_sample_weights=acts_BK.to(self.W_dec.dtype),
+                                   mode="sum")
         scale = min(len(dead_idx) / self.k_aux, 1.0)
         return scale * (e_hat_BD + err_BD.detach()).pow(2).sum() / total_var  # target is -(x_hat - x) = residual
 

@@ -45,6 +45,25 @@ def test_backward_matches_dense_reference_when_fewer_than_k_latents_are_positive
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
+def test_a_bf16_autocast_step_gives_float32_gradients_close_to_the_float32_step():
+    """trainer.precision=bf16-mixed runs the encoder's matmul and TopK in bf16 (as sparsify on a GPU); the decoder,
+    the losses and every gradient stay float32."""
+    torch.manual_seed(0)
+    sae, ref = TopKSAE(16, 64, 4), TopKSAE(16, 64, 4)
+    ref.load_state_dict(sae.state_dict())
+    x_BD, dead_F = torch.randn(256, 16), torch.ones(64, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sae(x_BD, dead_F)
+    assert out.acts_BK.dtype == torch.bfloat16 and out.x_hat_BD.dtype == out.fvu.dtype == torch.float32
+    (out.fvu + out.auxk).backward()
+    expected = ref(x_BD, dead_F)
+    (expected.fvu + expected.auxk).backward()
+    assert abs(out.fvu.item() - expected.fvu.item()) < 0.02
+    for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
+        assert p.grad.dtype == torch.float32, name
+        assert torch.nn.functional.cosine_similarity(p.grad.flatten(), q.grad.flatten(), dim=0) > 0.95, name
+
+
 def test_per_latent_sums_matches_a_loop():
     torch.manual_seed(0)
     idx_BK, weights_BK, rows_BD = torch.randint(0, 10, (7, 3)), torch.randn(7, 3), torch.randn(7, 5)
