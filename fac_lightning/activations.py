@@ -106,7 +106,8 @@ class ShuffleBuffer:
     def take(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Emit shuffled batches of ``batch_size`` until about half the capacity (plus a remainder) is left."""
         x_ND = torch.cat(self.chunks)
-        x_ND = x_ND[torch.randperm(len(x_ND), generator=self.generator)]
+        order_N = torch.randperm(len(x_ND), generator=self.generator)  # seeded on the CPU, copied without a sync
+        x_ND = x_ND[order_N.to(x_ND.device, non_blocking=True)]
         n_out = (len(x_ND) - self.capacity // 2) // batch_size * batch_size
         self.chunks, self.size = [x_ND[n_out:]], len(x_ND) - n_out
         yield from x_ND[:n_out].split(batch_size)
