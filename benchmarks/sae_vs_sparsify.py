@@ -2,6 +2,7 @@
 
     python benchmarks/sae_vs_sparsify.py sae.auxk_coef=0 [sae.k=32 sae.expansion_factor=16]
         [sae.batch_tokens=4096] [+bench.tokens=200000 +bench.heldout_tokens=16384 +bench.repeats=1]
+        [+bench.expansion_factors=[16,64]]   # one harvest, a table per width (default: sae.expansion_factor)
         [trainer=gpu [trainer.precision=bf16-mixed]] [backbone.device=cuda]
 
 sparsify is installed only for this benchmark, without letting pip touch torch / transformers:
@@ -21,6 +22,7 @@ on any CUDA device that supports it (hard-coded); ours runs at ``trainer.precisi
 is the like-for-like GPU comparison and ``32-true`` measures our float32 path.
 """
 
+import copy
 import platform
 import statistics
 import time
@@ -148,22 +150,16 @@ def heldout_fvu(reconstruct, x_ND: torch.Tensor, chunk: int) -> float:
     return sse / (x_ND - x_ND.mean(0)).pow(2).sum().item()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    bench = cfg.get("bench", {})
-    n_train, n_heldout = bench.get("tokens", 200_000), bench.get("heldout_tokens", 16_384)
-    device = training_device(cfg.trainer.accelerator)
-    batches, x_heldout, d_in = harvest(cfg, n_train, n_heldout)
-    batches, x_heldout = [x.to(device) for x in batches], x_heldout.to(device)
+def compare(cfg: DictConfig, batches: list[torch.Tensor], x_heldout: torch.Tensor, d_in: int,
+            device: torch.device, repeats: int) -> None:
+    """Train both SAEs of ``cfg.sae``'s width on the same batches, ``repeats`` times each, and print the table."""
     num_latents = cfg.sae.num_latents or cfg.sae.expansion_factor * d_in
     cfg.sae.lr = lr = cfg.sae.lr or auto_lr(num_latents)  # the same explicit constant LR for both
-    assert cfg.sae.lr_warmup_steps == 0, "the sparsify loop has no LR warm-up: keep sae.lr_warmup_steps=0"
     tokens = len(batches) * cfg.sae.batch_tokens
-
     runs = {"ours": lambda: train_ours(cfg, batches, d_in),
             "sparsify": lambda: train_sparsify(cfg, batches, d_in, lr, device)}
     seconds, trained = {name: [] for name in runs}, {}
-    for rep in range(bench.get("repeats", 1)):  # same seed and data: every repeat trains the same SAE
+    for rep in range(repeats):  # same seed and data: every repeat trains the same SAE
         for name in sorted(runs, reverse=rep % 2 == 1):
             trained[name], s = runs[name]()
             seconds[name].append(s)
@@ -185,7 +181,21 @@ def main(cfg: DictConfig) -> None:
     print(f"\nspeed ratio ours/sparsify: {t_theirs / t_ours:.2f}  "
           f"(median of {len(seconds['ours'])} timed run(s); "
           f"seconds ours {[round(t, 1) for t in seconds['ours']]}, "
-          f"sparsify {[round(t, 1) for t in seconds['sparsify']]})")
+          f"sparsify {[round(t, 1) for t in seconds['sparsify']]})", flush=True)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    bench = cfg.get("bench", {})
+    n_train, n_heldout = bench.get("tokens", 200_000), bench.get("heldout_tokens", 16_384)
+    assert cfg.sae.lr_warmup_steps == 0, "the sparsify loop has no LR warm-up: keep sae.lr_warmup_steps=0"
+    device = training_device(cfg.trainer.accelerator)
+    batches, x_heldout, d_in = harvest(cfg, n_train, n_heldout)
+    batches, x_heldout = [x.to(device) for x in batches], x_heldout.to(device)
+    for expansion_factor in bench.get("expansion_factors", [cfg.sae.expansion_factor]):  # one harvest, each width
+        width_cfg = copy.deepcopy(cfg)
+        width_cfg.sae.expansion_factor = expansion_factor
+        compare(width_cfg, batches, x_heldout, d_in, device, bench.get("repeats", 1))
 
 
 if __name__ == "__main__":
