@@ -1,19 +1,27 @@
-"""Activation harvesting throughput vs a bare forward pass of the same model on the same batches.
+"""Activation harvesting throughput vs a bare forward pass of the same model on the same batches, on any device.
 
-    python benchmarks/harvest.py [backbone=smollm2_135m] [+bench.batches=8]
+    python benchmarks/harvest.py [backbone=smollm2_135m] [backbone.device=cuda] [+bench.batches=8]
+        [+bench.repeats=1]
 
 Prints tokens/s of (a) a bare full forward pass ``model(input_ids, attention_mask)``, (b) a bare forward that stops
 after layer L (the hook alone), (c) our activation stream (forward to layer L + keep mask + float32 copy + shuffling
-buffer, i.e. what SAE training consumes), and the ratios of (c) to (a) and to (b).
+buffer, i.e. what SAE training consumes: ``ActivationStream.activation_batches``), and the ratios of (c) to (a) and
+to (b). The model runs on ``backbone.device`` (``auto`` = CUDA when available); every path gets the same CPU token
+batches, as the corpus yields them, and copies them to the device itself; on CUDA each timing is bracketed by
+``torch.cuda.synchronize``. With the default 65,536-token shuffling buffer, 8 batches (~20k tokens) never fill it:
+pass ``activations.buffer_tokens=8192`` to time the buffer's shuffle and emission too.
+``+bench.repeats=N`` times each path N times, rotating which goes first, and reports the median (for a shared CPU).
 """
 
+import platform
+import statistics
 import time
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-from fac_lightning.activations import ActivationStream, ShuffleBuffer, TokenizedCorpus
+from fac_lightning.activations import ActivationStream, TokenBatch, TokenizedCorpus
 from fac_lightning.backbone import load_backbone
 from fac_lightning.config import register_configs
 from fac_lightning.data.conversations import load_conversations
@@ -22,50 +30,71 @@ from fac_lightning.hooks import run_to_layer
 register_configs()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels, so a timer read afterwards covers them (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    n_batches = cfg.get("bench", {}).get("batches", 8)
+    bench = cfg.get("bench", {})
+    n_batches, repeats = bench.get("batches", 8), bench.get("repeats", 1)
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
+    model, layer, device = backbone.model, cfg.backbone.layer, backbone.device
     conversations = load_conversations(cfg.data.sources[0], cfg.paths.data_dir)
     corpus = TokenizedCorpus(backbone, conversations, cfg.activations)
     batches = [b for _, b in zip(range(n_batches), corpus.batches(cfg.seed))]
     tokens = sum(int(b.attention_mask_BT.sum()) for b in batches)
-    model = backbone.model
+
+    def on_device(b: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        return b.input_ids_BT.to(device, non_blocking=True), b.attention_mask_BT.to(device, non_blocking=True)
 
     @torch.inference_mode()
-    def bare():
+    def bare(batches):
         for b in batches:
-            model(input_ids=b.input_ids_BT, attention_mask=b.attention_mask_BT, use_cache=False)
+            ids_BT, mask_BT = on_device(b)
+            model(input_ids=ids_BT, attention_mask=mask_BT, use_cache=False)
 
     @torch.inference_mode()
-    def to_layer():
+    def to_layer(batches):
         for b in batches:
-            run_to_layer(model, cfg.backbone.layer, b.input_ids_BT, b.attention_mask_BT)
+            run_to_layer(model, layer, *on_device(b))
 
-    stream = ActivationStream(backbone, corpus, cfg.sae.batch_tokens, cfg.activations.buffer_tokens, cfg.seed)
+    def harvest(batches):
+        stream = ActivationStream(backbone, corpus, cfg.sae.batch_tokens, cfg.activations.buffer_tokens, cfg.seed)
+        for _ in stream.activation_batches(batches):
+            pass
 
-    def harvest():
-        buffer = ShuffleBuffer(cfg.activations.buffer_tokens, cfg.seed)
-        for b in batches:
-            buffer.add(stream.harvest(b))
-            if buffer.ready():
-                for _ in buffer.take(cfg.sae.batch_tokens):
-                    pass
-
-    bare()  # warm-up
-    rows = []
-    for name, fn in (("bare forward (all layers + lm_head)", bare), (f"bare forward to layer {cfg.backbone.layer}", to_layer),
-                     (f"activation stream (layer {cfg.backbone.layer})", harvest)):
-        start = time.perf_counter()
-        fn()
-        rows.append((name, tokens / (time.perf_counter() - start)))
-    print(f"\nbackbone={cfg.backbone.name} dtype={model.dtype} batches={n_batches} "
-          f"x {cfg.activations.text_batch_size} seqs, {tokens} tokens, threads={torch.get_num_threads()}")
+    paths = {"bare forward (all layers + lm_head)": bare, f"bare forward to layer {layer}": to_layer,
+             f"activation stream (layer {layer})": harvest}
+    for fn in paths.values():  # warm-up: allocator, kernel selection
+        fn(batches[:1])
+    synchronize(device)
+    seconds = {name: [] for name in paths}
+    names = list(paths)
+    for rep in range(repeats):
+        for name in names[rep % len(names):] + names[: rep % len(names)]:
+            start = time.perf_counter()
+            paths[name](batches)
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
+    tps = {name: tokens / statistics.median(s) for name, s in seconds.items()}
+    full, to_l, streamed = (tps[name] for name in names)
+    print(f"\nbackbone={cfg.backbone.name} dtype={model.dtype} device={device_name(device)} batches={n_batches} "
+          f"x {cfg.activations.text_batch_size} seqs, {tokens} tokens, buffer_tokens={cfg.activations.buffer_tokens} "
+          f"batch_tokens={cfg.sae.batch_tokens}, median of {repeats} timed run(s)")
     print(f"| {'path':40s} | tokens/s |\n|{'-' * 42}|----------|")
-    for name, tps in rows:
-        print(f"| {name:40s} | {tps:8.0f} |")
-    print(f"| {'ratio stream / bare full forward':40s} | {rows[2][1] / rows[0][1]:8.2f} |")
-    print(f"| {'ratio stream / bare forward to layer':40s} | {rows[2][1] / rows[1][1]:8.2f} |")
+    for name in names:
+        print(f"| {name:40s} | {tps[name]:8.0f} |")
+    print(f"| {'ratio stream / bare full forward':40s} | {streamed / full:8.2f} |")
+    print(f"| {'ratio stream / bare forward to layer':40s} | {streamed / to_l:8.2f} |")
 
 
 if __name__ == "__main__":

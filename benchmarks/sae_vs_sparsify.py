@@ -2,6 +2,8 @@
 
     python benchmarks/sae_vs_sparsify.py sae.auxk_coef=0 [sae.k=32 sae.expansion_factor=16]
         [sae.batch_tokens=4096] [+bench.tokens=200000 +bench.heldout_tokens=16384 +bench.repeats=1]
+        [+bench.expansion_factors=[16,64]]   # one harvest, a table per width (default: sae.expansion_factor)
+        [trainer=gpu [trainer.precision=bf16-mixed]] [backbone.device=cuda]
 
 sparsify is installed only for this benchmark, without letting pip touch torch / transformers:
     pip install --no-deps eai-sparsify simple-parsing docstring-parser einops natsort schedulefree
@@ -12,8 +14,16 @@ width, k, batch size, constant Adam LR and AuxK weight (``sae.auxk_coef`` double
 ``auxk_alpha``). Each SAE keeps its own initialisation and Adam eps. Only the training loops are timed
 (``+bench.repeats=N``: each SAE is trained N times, alternating which goes first, and the median is reported,
 since the CPU may be shared). Held-out FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over held-out tokens.
+
+Both SAEs train on the device of ``trainer=`` (``cpu`` | ``gpu`` = CUDA); the activations are harvested on
+``backbone.device`` and moved there before timing (the real stream yields them on the backbone's device too), and on
+CUDA each timed loop is bracketed by ``torch.cuda.synchronize``. sparsify wraps its forward in a bfloat16 autocast
+on any CUDA device that supports it (hard-coded); ours runs at ``trainer.precision``, so ``trainer.precision=bf16-mixed``
+is the like-for-like GPU comparison and ``32-true`` measures our float32 path.
 """
 
+import copy
+import platform
 import statistics
 import time
 
@@ -59,18 +69,40 @@ def harvest(cfg: DictConfig, n_train: int, n_heldout: int) -> tuple[list[torch.T
     return batches[: n_train // cfg.sae.batch_tokens], torch.cat(heldout), backbone.d_model
 
 
+def training_device(accelerator: str) -> torch.device:
+    """The torch device a Lightning ``accelerator`` (cpu | gpu | cuda | auto) trains on."""
+    if accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if accelerator in ("gpu", "cuda") else accelerator)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels, so a timer read afterwards covers them (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 class LoopTimer(pl.Callback):
     def on_train_start(self, trainer, module):
+        synchronize(module.device)
         self.start = time.perf_counter()
 
     def on_train_end(self, trainer, module):
+        synchronize(module.device)
         self.seconds = time.perf_counter() - self.start
 
 
 def train_ours(cfg: DictConfig, batches: list[torch.Tensor], d_in: int) -> tuple[torch.nn.Module, float]:
     torch.manual_seed(cfg.seed)
     module, timer = SAEModule(OmegaConf.to_object(cfg.sae), d_in), LoopTimer()
-    trainer = pl.Trainer(max_steps=len(batches), accelerator="cpu", devices=1, logger=False,
+    trainer = pl.Trainer(max_steps=len(batches), accelerator=cfg.trainer.accelerator, devices=1,
+                         precision=cfg.trainer.precision, logger=False,
                          callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(module, DataLoader(batches, batch_size=None))
@@ -78,16 +110,17 @@ def train_ours(cfg: DictConfig, batches: list[torch.Tensor], d_in: int) -> tuple
     return module.sae, timer.seconds
 
 
-def train_sparsify(cfg: DictConfig, batches: list[torch.Tensor], d_in: int, lr: float):
+def train_sparsify(cfg: DictConfig, batches: list[torch.Tensor], d_in: int, lr: float, device: torch.device):
     """sparsify's Trainer.fit step (loss_fn=fvu, no grad accumulation or micro-batches), constant-LR Adam."""
     torch.manual_seed(cfg.seed)
     coder_cfg = SparseCoderConfig(expansion_factor=cfg.sae.expansion_factor,
                                   num_latents=cfg.sae.num_latents, k=cfg.sae.k, normalize_decoder=True)
-    sae = SparseCoder(d_in, coder_cfg, "cpu", dtype=torch.float32)
+    sae = SparseCoder(d_in, coder_cfg, device, dtype=torch.float32)
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     alpha = cfg.sae.auxk_coef
-    since_fired = torch.zeros(sae.num_latents, dtype=torch.long)
-    did_fire = torch.zeros(sae.num_latents, dtype=torch.bool)
+    since_fired = torch.zeros(sae.num_latents, dtype=torch.long, device=device)
+    did_fire = torch.zeros(sae.num_latents, dtype=torch.bool, device=device)
+    synchronize(device)
     start = time.perf_counter()
     for step, x in enumerate(batches):
         if step == 0:
@@ -105,6 +138,7 @@ def train_sparsify(cfg: DictConfig, batches: list[torch.Tensor], d_in: int, lr: 
             since_fired += len(x)
             since_fired[did_fire] = 0
             did_fire.zero_()
+    synchronize(device)
     seconds = time.perf_counter() - start
     sae.set_decoder_norm_to_unit_norm()  # sparsify renormalises before each forward: once more before eval
     return sae, seconds
@@ -116,20 +150,16 @@ def heldout_fvu(reconstruct, x_ND: torch.Tensor, chunk: int) -> float:
     return sse / (x_ND - x_ND.mean(0)).pow(2).sum().item()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    bench = cfg.get("bench", {})
-    n_train, n_heldout = bench.get("tokens", 200_000), bench.get("heldout_tokens", 16_384)
-    batches, x_heldout, d_in = harvest(cfg, n_train, n_heldout)
+def compare(cfg: DictConfig, batches: list[torch.Tensor], x_heldout: torch.Tensor, d_in: int,
+            device: torch.device, repeats: int) -> None:
+    """Train both SAEs of ``cfg.sae``'s width on the same batches, ``repeats`` times each, and print the table."""
     num_latents = cfg.sae.num_latents or cfg.sae.expansion_factor * d_in
     cfg.sae.lr = lr = cfg.sae.lr or auto_lr(num_latents)  # the same explicit constant LR for both
-    assert cfg.sae.lr_warmup_steps == 0, "the sparsify loop has no LR warm-up: keep sae.lr_warmup_steps=0"
     tokens = len(batches) * cfg.sae.batch_tokens
-
     runs = {"ours": lambda: train_ours(cfg, batches, d_in),
-            "sparsify": lambda: train_sparsify(cfg, batches, d_in, lr)}
+            "sparsify": lambda: train_sparsify(cfg, batches, d_in, lr, device)}
     seconds, trained = {name: [] for name in runs}, {}
-    for rep in range(bench.get("repeats", 1)):  # same seed and data: every repeat trains the same SAE
+    for rep in range(repeats):  # same seed and data: every repeat trains the same SAE
         for name in sorted(runs, reverse=rep % 2 == 1):
             trained[name], s = runs[name]()
             seconds[name].append(s)
@@ -138,7 +168,10 @@ def main(cfg: DictConfig) -> None:
     fvu_ours = heldout_fvu(lambda x: ours(x).x_hat_BD, x_heldout, cfg.sae.batch_tokens)
     fvu_theirs = heldout_fvu(lambda x: theirs(x).sae_out, x_heldout, cfg.sae.batch_tokens)
 
-    print(f"\nbackbone={cfg.backbone.name} layer={cfg.backbone.layer} d_in={d_in} num_latents={num_latents} "
+    sparsify_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    print(f"\ndevice={device_name(device)} precision: ours {cfg.trainer.precision}, sparsify "
+          f"{'bf16 autocast' if sparsify_bf16 else 'float32'}")
+    print(f"backbone={cfg.backbone.name} layer={cfg.backbone.layer} d_in={d_in} num_latents={num_latents} "
           f"k={cfg.sae.k} batch_tokens={cfg.sae.batch_tokens} train_tokens={tokens} steps={len(batches)} "
           f"heldout_tokens={len(x_heldout)} lr={lr:.3g} auxk={cfg.sae.auxk_coef} init_b_dec(ours)="
           f"{cfg.sae.init_b_dec} threads={torch.get_num_threads()} torch={torch.__version__}")
@@ -148,7 +181,21 @@ def main(cfg: DictConfig) -> None:
     print(f"\nspeed ratio ours/sparsify: {t_theirs / t_ours:.2f}  "
           f"(median of {len(seconds['ours'])} timed run(s); "
           f"seconds ours {[round(t, 1) for t in seconds['ours']]}, "
-          f"sparsify {[round(t, 1) for t in seconds['sparsify']]})")
+          f"sparsify {[round(t, 1) for t in seconds['sparsify']]})", flush=True)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    bench = cfg.get("bench", {})
+    n_train, n_heldout = bench.get("tokens", 200_000), bench.get("heldout_tokens", 16_384)
+    assert cfg.sae.lr_warmup_steps == 0, "the sparsify loop has no LR warm-up: keep sae.lr_warmup_steps=0"
+    device = training_device(cfg.trainer.accelerator)
+    batches, x_heldout, d_in = harvest(cfg, n_train, n_heldout)
+    batches, x_heldout = [x.to(device) for x in batches], x_heldout.to(device)
+    for expansion_factor in bench.get("expansion_factors", [cfg.sae.expansion_factor]):  # one harvest, each width
+        width_cfg = copy.deepcopy(cfg)
+        width_cfg.sae.expansion_factor = expansion_factor
+        compare(width_cfg, batches, x_heldout, d_in, device, bench.get("repeats", 1))
 
 
 if __name__ == "__main__":

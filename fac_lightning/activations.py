@@ -5,7 +5,7 @@ only blocks 1..L of the backbone, under ``torch.inference_mode``, on length-sort
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -106,7 +106,8 @@ class ShuffleBuffer:
     def take(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Emit shuffled batches of ``batch_size`` until about half the capacity (plus a remainder) is left."""
         x_ND = torch.cat(self.chunks)
-        x_ND = x_ND[torch.randperm(len(x_ND), generator=self.generator)]
+        order_N = torch.randperm(len(x_ND), generator=self.generator)  # seeded on the CPU, copied without a sync
+        x_ND = x_ND[order_N.to(x_ND.device, non_blocking=True)]
         n_out = (len(x_ND) - self.capacity // 2) // batch_size * batch_size
         self.chunks, self.size = [x_ND[n_out:]], len(x_ND) - n_out
         yield from x_ND[:n_out].split(batch_size)
@@ -139,17 +140,27 @@ class ActivationStream(IterableDataset):
 
     @torch.inference_mode()
     def harvest(self, batch: TokenBatch) -> torch.Tensor:
-        """Float32 activations (N, D) of the kept tokens of one batch."""
-        device = self.backbone.device
-        acts_BTD = run_to_layer(self.backbone.model, self.backbone.cfg.layer, batch.input_ids_BT.to(device),
-                                batch.attention_mask_BT.to(device))
-        return acts_BTD[batch.keep_BT.to(device)].float()
+        """Float32 activations (N, D) of the kept tokens of one (CPU) batch.
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+        The kept positions are listed on the CPU, so selecting them on a GPU needs no device-to-host sync (a boolean
+        mask would: its output size lives on the device), and the inputs are copied without waiting for the device:
+        the next batch's kernels queue while this one runs."""
+        device = self.backbone.device
+        keep_N = batch.keep_BT.flatten().nonzero().squeeze(1)
+        acts_BTD = run_to_layer(self.backbone.model, self.backbone.cfg.layer,
+                                batch.input_ids_BT.to(device, non_blocking=True),
+                                batch.attention_mask_BT.to(device, non_blocking=True))
+        return acts_BTD.flatten(0, 1)[keep_N.to(device, non_blocking=True)].float()
+
+    def activation_batches(self, token_batches: Iterable[TokenBatch]) -> Iterator[torch.Tensor]:
+        """(batch_tokens, D) float32 batches of these token batches' activations, through the shuffling buffer."""
         buffer = ShuffleBuffer(max(self.buffer_tokens, 2 * self.batch_tokens), self.seed + self.sequences_done)
-        for batch in self.token_batches():
+        for batch in token_batches:
             buffer.add(self.harvest(batch))
             self.sequences_done += len(batch.input_ids_BT)
             if buffer.ready():
                 for x_BD in buffer.take(self.batch_tokens):
                     yield x_BD.clone()  # leave inference mode: the SAE trains on it
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.activation_batches(self.token_batches())

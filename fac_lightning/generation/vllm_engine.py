@@ -22,6 +22,9 @@ class VLLMConfig(GeneratorConfig):
     """The engine's seed (each request also carries its own)."""
     tensor_parallel_size: int = 1
     """GPUs to shard the model over (vLLM's tensor parallelism)."""
+    enforce_eager: bool = False
+    """vLLM's ``enforce_eager``: no torch.compile / CUDA graphs. Slower decoding, but it starts in seconds, where on a
+    CPU the first start otherwise compiles kernels with g++ for minutes."""
 
     def __post_init__(self):
         at_least(self, 1, "tensor_parallel_size")
@@ -41,7 +44,13 @@ class VLLMGenerator:
     def from_config(cls, cfg: VLLMConfig, backbone) -> "VLLMGenerator":
         if cfg.model is None and backbone is None:
             raise ValueError("generator=vllm needs generator.model or a backbone")
-        return cls(cfg.model or backbone.path, seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
+        if cfg.model is not None:
+            return cls(cfg.model, seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size,
+                       enforce_eager=cfg.enforce_eager)
+        # the backbone itself: at the dtype it was loaded in (backbone.dtype), not its config file's
+        return cls(backbone.path, name=f"vllm:{backbone.cfg.name}", seed=cfg.seed,
+                   tensor_parallel_size=cfg.tensor_parallel_size, enforce_eager=cfg.enforce_eager,
+                   dtype=str(backbone.model.dtype).removeprefix("torch."))
 
     def _params(self, params: SamplingParams):
         from vllm import SamplingParams as VLLMSamplingParams

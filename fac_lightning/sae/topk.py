@@ -1,8 +1,9 @@
 """TopK sparse autoencoder (Gao et al. 2024): z = TopK(ReLU(W_enc (x - b_dec) + b_enc)), x_hat = W_dec^T z + b_dec.
 
 Shapes: B tokens, D model width, F latents, K active latents per token. The encoder's backward pass only touches
-the K selected latents per token and the decoder is a sparse gather (``embedding_bag``), so a step costs one dense
-(B, D) x (D, F) matmul plus O(B K D) work.
+the K selected latents per token (its weight gradient is an ``embedding_bag`` over the selections sorted by latent)
+and the decoder is a sparse gather (``embedding_bag``), so a step costs one dense (B, D) x (D, F) matmul plus
+O(B K D) work, with no (B, K, D) tensor formed.
 """
 
 import json
@@ -39,28 +40,42 @@ class ForwardOutput(NamedTuple):
     """AuxK loss (0 when no latent is dead or no dead mask was given)."""
 
 
+def per_latent_sums(idx_BK: torch.Tensor, weights_BK: torch.Tensor, rows_BD: torch.Tensor,
+                    num_latents: int) -> torch.Tensor:
+    """(F, D): for each latent f, the sum over the (token b, slot k) with ``idx_BK[b, k] = f`` of
+    ``weights_BK[b, k] * rows_BD[b]``, i.e. the weight gradient of a layer that only the K selected latents per token
+    touch. One ``embedding_bag`` over the (b, k) pairs sorted by latent, a bag per latent: no (B, K, D) tensor is
+    formed, and nothing syncs with the host (the bag offsets come from ``searchsorted``, not from counts)."""
+    latent_N, order_N = idx_BK.flatten().sort()
+    offsets_F = torch.searchsorted(latent_N, torch.arange(num_latents, device=idx_BK.device))
+    return F.embedding_bag(order_N // idx_BK.shape[1], rows_BD, offsets_F, mode="sum",
+                           per_sample_weights=weights_BK.flatten()[order_N])
+
+
 class _TopKEncode(torch.autograd.Function):
-    """ReLU -> TopK of a linear map whose backward pass scatters only into the K selected latents."""
+    """TopK of a linear map, then ReLU of the K kept values, with a backward pass that reaches only the K selected
+    latents. TopK before ReLU keeps the same latents as ReLU before TopK (ReLU is monotone; where fewer than K are
+    positive, the others are 0 either way) and saves a pass over the (B, F) pre-activations."""
 
     @staticmethod
     def forward(ctx, x_BD, W_enc_FD, b_enc_F, k: int):
-        pre_BF = F.relu(torch.addmm(b_enc_F, x_BD, W_enc_FD.T))
-        acts_BK, idx_BK = pre_BF.topk(k, dim=-1, sorted=False)
-        ctx.save_for_backward(x_BD, W_enc_FD, idx_BK)
+        pre_BK, idx_BK = torch.addmm(b_enc_F, x_BD, W_enc_FD.T).topk(k, dim=-1, sorted=False)
+        acts_BK = F.relu(pre_BK)
+        ctx.save_for_backward(x_BD, W_enc_FD, acts_BK, idx_BK)
         return acts_BK, idx_BK
 
     @staticmethod
     def backward(ctx, grad_acts_BK, _grad_idx):
-        x_BD, W_enc_FD, idx_BK = ctx.saved_tensors
+        x_BD, W_enc_FD, acts_BK, idx_BK = ctx.saved_tensors
+        grad_pre_BK = (grad_acts_BK * (acts_BK > 0)).to(W_enc_FD.dtype)  # ReLU's derivative; float32 under autocast
         grad_x = grad_W = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.embedding_bag(idx_BK, W_enc_FD, per_sample_weights=grad_acts_BK, mode="sum")
+            grad_x = F.embedding_bag(idx_BK, W_enc_FD, per_sample_weights=grad_pre_BK, mode="sum")
         if ctx.needs_input_grad[1]:
-            contrib_BKD = grad_acts_BK.unsqueeze(-1) * x_BD.unsqueeze(1)
-            grad_W = torch.zeros_like(W_enc_FD).index_add_(0, idx_BK.flatten(), contrib_BKD.flatten(0, 1))
+            grad_W = per_latent_sums(idx_BK, grad_pre_BK, x_BD, W_enc_FD.shape[0])
         if ctx.needs_input_grad[2]:
-            grad_b = torch.zeros(W_enc_FD.shape[0], dtype=grad_acts_BK.dtype, device=grad_acts_BK.device)
-            grad_b.index_add_(0, idx_BK.flatten(), grad_acts_BK.flatten())
+            grad_b = torch.zeros(W_enc_FD.shape[0], dtype=grad_pre_BK.dtype, device=grad_pre_BK.device)
+            grad_b.index_add_(0, idx_BK.flatten(), grad_pre_BK.flatten())
         return grad_x, grad_W, grad_b, None
 
 
@@ -154,7 +169,9 @@ class TopKSAE(nn.Module):
         return EncoderOutput(*_TopKEncode.apply(x_BD - self.b_dec, self.W_enc, self.b_enc, self.k))
 
     def decode(self, acts_BK: torch.Tensor, idx_BK: torch.Tensor) -> torch.Tensor:
-        return F.embedding_bag(idx_BK, self.W_dec, per_sample_weights=acts_BK, mode="sum") + self.b_dec
+        """Under a bf16 autocast (``trainer.precision=bf16-mixed``) the encoder's matmul and TopK run in bf16; the
+        decoder gathers its float32 rows with the activations cast back to float32 (as sparsify does)."""
+        return F.embedding_bag(idx_BK, self.W_dec, per_sample_weights=acts_BK.to(self.W_dec.dtype), mode="sum") + self.b_dec
 
     def forward(self, x_BD: torch.Tensor, dead_F: torch.Tensor | None = None) -> ForwardOutput:
         acts_BK, idx_BK = self.encode(x_BD)
@@ -175,7 +192,8 @@ class TopKSAE(nn.Module):
         k_aux = min(self.k_aux, len(dead_idx))
         pre_BN = F.relu(F.linear(x_BD - self.b_dec, self.W_enc[dead_idx], self.b_enc[dead_idx]))
         acts_BK, local_BK = pre_BN.topk(k_aux, dim=-1, sorted=False)
-        e_hat_BD = F.embedding_bag(dead_idx[local_BK], self.W_dec, per_sample_weights=acts_BK, mode="sum")
+        e_hat_BD = F.embedding_bag(dead_idx[local_BK], self.W_dec, per_sample_weights=acts_BK.to(self.W_dec.dtype),
+                                   mode="sum")
         scale = min(len(dead_idx) / self.k_aux, 1.0)
         return scale * (e_hat_BD + err_BD.detach()).pow(2).sum() / total_var  # target is -(x_hat - x) = residual
 

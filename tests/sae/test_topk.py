@@ -1,7 +1,7 @@
 import torch
 
 from fac_lightning.sae.module import SAEModule, geometric_median
-from fac_lightning.sae.topk import TopKConfig, TopKSAE, load_sae
+from fac_lightning.sae.topk import TopKConfig, TopKSAE, load_sae, per_latent_sums
 
 
 def test_topk_keeps_exactly_k():
@@ -25,6 +25,81 @@ def test_sparse_backward_matches_dense_reference():
     ((x_hat - x_BD).pow(2).sum() / (x_BD - x_BD.mean(0)).pow(2).sum()).backward()
     for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_backward_matches_dense_reference_when_fewer_than_k_latents_are_positive():
+    """Selected latents whose ReLU output is 0 get no gradient (ReLU's derivative), as in the dense reference."""
+    torch.manual_seed(0)
+    sae, ref = TopKSAE(16, 32, 8), TopKSAE(16, 32, 8)
+    with torch.no_grad():
+        sae.b_enc[3:] = -50.0  # at most 3 latents can be positive, so each token keeps >= 5 zeros among its 8
+    ref.load_state_dict(sae.state_dict())
+    x_BD = torch.randn(64, 16)
+    out = sae(x_BD)
+    assert ((out.acts_BK > 0).sum(-1) <= 3).all()
+    out.fvu.backward()
+    vals, idx = ref.pre_acts(x_BD).topk(8)
+    x_hat = torch.zeros(64, 32).scatter(1, idx, vals) @ ref.W_dec + ref.b_dec
+    ((x_hat - x_BD).pow(2).sum() / (x_BD - x_BD.mean(0)).pow(2).sum()).backward()
+    for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_a_bf16_autocast_step_gives_float32_gradients_close_to_the_float32_step():
+    """trainer.precision=bf16-mixed runs the encoder's matmul and TopK in bf16 (as sparsify on a GPU); the decoder,
+    the losses and every gradient stay float32."""
+    torch.manual_seed(0)
+    sae, ref = TopKSAE(16, 64, 4), TopKSAE(16, 64, 4)
+    ref.load_state_dict(sae.state_dict())
+    x_BD, dead_F = torch.randn(256, 16), torch.ones(64, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sae(x_BD, dead_F)
+    assert out.acts_BK.dtype == torch.bfloat16 and out.x_hat_BD.dtype == out.fvu.dtype == torch.float32
+    (out.fvu + out.auxk).backward()
+    expected = ref(x_BD, dead_F)
+    (expected.fvu + expected.auxk).backward()
+    assert abs(out.fvu.item() - expected.fvu.item()) < 0.02
+    for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
+        assert p.grad.dtype == torch.float32, name
+        assert torch.nn.functional.cosine_similarity(p.grad.flatten(), q.grad.flatten(), dim=0) > 0.95, name
+
+
+def test_per_latent_sums_matches_a_loop():
+    torch.manual_seed(0)
+    idx_BK, weights_BK, rows_BD = torch.randint(0, 10, (7, 3)), torch.randn(7, 3), torch.randn(7, 5)
+    expected = torch.zeros(12, 5)  # latents 10, 11 are never selected: zero rows
+    for b in range(7):
+        for k in range(3):
+            expected[idx_BK[b, k]] += weights_BK[b, k] * rows_BD[b]
+    torch.testing.assert_close(per_latent_sums(idx_BK, weights_BK, rows_BD, 12), expected)
+
+
+def test_tokens_since_fired_resets_exactly_the_latents_that_fired():
+    torch.manual_seed(0)
+    module = module_for(24)
+    with torch.no_grad():
+        module.sae.b_enc[:64] = -50.0  # latents 0..63 never fire; some tokens keep zeros among their top 4
+    module.tokens_since_fired_F.fill_(1000)
+    x_BD = synthetic_activations(n=32)
+    module.training_step(x_BD, 0)
+    acts_BK, idx_BK = module.sae.encode(x_BD)
+    fired_F = torch.zeros(128, dtype=torch.bool)
+    fired_F[idx_BK[acts_BK > 0]] = True
+    assert fired_F.any() and not fired_F.all()
+    expected_F = torch.where(fired_F, 0, 1000 + 32)
+    assert torch.equal(module.tokens_since_fired_F, expected_F)
+
+
+def test_train_metrics_are_logged_only_on_the_steps_the_logger_writes():
+    module = module_for(24)
+    logged_steps = []
+    module.log_dict = lambda metrics, **kwargs: logged_steps.append(module.global_step)
+    module._trainer = type("TrainerStub", (), {"log_every_n_steps": 5, "global_step": 0})()
+    x_BD = synthetic_activations(n=32)
+    for step in range(12):
+        module._trainer.global_step = step
+        module.training_step(x_BD, step)
+    assert logged_steps == [4, 9]
 
 
 def train_steps(module: SAEModule, x_ND: torch.Tensor, steps: int, batch: int = 256) -> list[float]:
