@@ -97,12 +97,22 @@ def test_fac_paper_preset():
 
 def test_demo_is_the_table1_chain_with_smaller_budgets():
     demo, table1 = compose_config(["experiment=demo"]), compose_config(["experiment=toxicity_table1"])
-    assert demo.sae == table1.sae and demo.task == table1.task and demo.n_samples == table1.n_samples == 50
+    assert demo.sae == table1.sae and demo.task == table1.task and (demo.n_samples, table1.n_samples) == (24, 50)
     assert demo.benchmark.name == table1.benchmark.name == "toxicchat" and demo.finetune == table1.finetune
     assert (demo.synthesis.n, demo.synthesis.m, demo.synthesis.feature_ratio, demo.synthesis.max_passes,
-            demo.benchmark.limit) == (2, 2, 0.6, 4, 500)
+            demo.benchmark.limit) == (2, 2, 0.6, 2, 500)
     assert (table1.synthesis.n, table1.synthesis.m, table1.synthesis.feature_ratio, table1.synthesis.max_passes,
             table1.benchmark.limit) == (2, 2, 1.0, 20, None)
+
+
+@pytest.mark.parametrize("demo,table1,task", [("demo_reward", "reward_table1", "reward"),
+                                              ("demo_steering", "steering_table1", "survival_instinct"),
+                                              ("demo_instruction", "instruction_table1", "instruction")])
+def test_each_task_demo_is_its_table1_chain_with_a_smaller_budget(demo, table1, task):
+    small, full = compose_config([f"experiment={demo}"]), compose_config([f"experiment={table1}", f"task={task}"])
+    assert small.sae == full.sae and small.task.name == full.task.name == task
+    assert small.finetune.kind == full.finetune.kind and small.benchmark.kind == full.benchmark.kind
+    assert small.n_samples < full.n_samples
 
 
 def test_misspelled_key_fails_naming_it():
