@@ -298,3 +298,16 @@ def test_alpacaeval_refuses_a_task_that_reads_its_instructions_before_loading():
         plan(cfg)
     table = compose_config(["experiment=instruction_table1", "benchmark.judge.model=/nowhere", "synthesis=full_dataset"])
     assert plan(table).benchmark.references()[3] == 444  # the half the task's parts read is left out
+
+
+def test_the_instruction_chain_fine_tunes_a_chat_model_that_alpacaeval_judges(tiny_llama_dir, tmp_path):
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "experiment=instruction_table1", "benchmark/judge=length",
+                      "synthesis=seed_only", "relevance=all",
+                      "finetune.epochs=1", "finetune.max_length=96", "benchmark.limit=2", "benchmark.max_new_tokens=8")
+    cfg.task.parts.seed.sources[0].max_rows = 4
+    result = run_experiment(cfg)
+    bench = result["benchmark"]
+    assert (result["task"], result["finetune"], result["train_rows"]) == ("instruction", "sft_lora", 4)
+    assert (bench["name"], bench["primary"], bench["judge"], bench["examples"]) == ("alpacaeval", "win_rate", "length", 2)
+    assert bench["excluded"] == 444 and bench["base_rate"] == 0.0 and bench["generator"] == "sft_lora:tiny_llama"
+    assert 0 <= bench["metrics"]["win_rate"] <= 100
