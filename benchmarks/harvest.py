@@ -13,12 +13,12 @@ pass ``activations.buffer_tokens=8192`` to time the buffer's shuffle and emissio
 ``+bench.repeats=N`` times each path N times, rotating which goes first, and reports the median (for a shared CPU).
 """
 
-import platform
 import statistics
 import time
 
 import hydra
 import torch
+from devices import device_name, synchronize  # benchmarks/devices.py (the script's folder is on sys.path)
 from omegaconf import DictConfig
 
 from fac_lightning.activations import ActivationStream, TokenBatch, TokenizedCorpus
@@ -28,18 +28,6 @@ from fac_lightning.data.conversations import load_conversations
 from fac_lightning.hooks import run_to_layer
 
 register_configs()
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued kernels, so a timer read afterwards covers them (CUDA runs asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -23,13 +23,13 @@ is the like-for-like GPU comparison and ``32-true`` measures our float32 path.
 """
 
 import copy
-import platform
 import statistics
 import time
 
 import hydra
 import pytorch_lightning as pl
 import torch
+from devices import device_name, synchronize  # benchmarks/devices.py (the script's folder is on sys.path)
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -74,18 +74,6 @@ def training_device(accelerator: str) -> torch.device:
     if accelerator == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device("cuda" if accelerator in ("gpu", "cuda") else accelerator)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued kernels, so a timer read afterwards covers them (CUDA runs asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 class LoopTimer(pl.Callback):

@@ -109,6 +109,19 @@ class Finetune:
         raise NotImplementedError
 
 
+def scheduled_adamw(module: pl.LightningModule, cfg: FinetuneConfig, schedule: str, warmup_ratio: float = 0.0) -> dict:
+    """``configure_optimizers`` of the scheduled kinds: AdamW over the trainable parameters and transformers'
+    ``get_scheduler(schedule)`` (linear, cosine, ...) with ``warmup_ratio`` of the steps warming up, stepped per
+    optimizer step."""
+    from transformers import get_scheduler
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = module.trainer.estimated_stepping_batches
+    schedule = get_scheduler(schedule, optimizer, num_warmup_steps=int(warmup_ratio * steps), num_training_steps=steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
 def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: DataLoader, work: Path, run_cfg: DictConfig,
                  logger, **trainer_args) -> None:
     """Fit through the one Trainer builder for ``cfg.epochs``, checkpointing every epoch in ``work`` (a killed fit

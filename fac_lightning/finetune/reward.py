@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from transformers import get_cosine_schedule_with_warmup
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
@@ -36,6 +35,7 @@ from fac_lightning.finetune.base import (
     LoraFields,
     fit_finetune,
     lora_sequence_model,
+    scheduled_adamw,
 )
 from fac_lightning.finetune.pooled import padded, pooled_states
 
@@ -118,11 +118,7 @@ class RewardModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        steps = self.trainer.estimated_stepping_batches
-        schedule = get_cosine_schedule_with_warmup(optimizer, int(self.cfg.warmup_ratio * steps), steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return scheduled_adamw(self, self.cfg, "cosine", self.cfg.warmup_ratio)
 
 
 class HeadOnlyReward(RewardModule):

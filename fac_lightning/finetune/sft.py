@@ -18,13 +18,12 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
-from transformers import get_linear_schedule_with_warmup
 
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.config import BackboneConfig
 from fac_lightning.finetune import FINETUNES
-from fac_lightning.finetune.base import Finetune, FinetuneConfig, LoraFields, fit_finetune
+from fac_lightning.finetune.base import Finetune, FinetuneConfig, LoraFields, fit_finetune, scheduled_adamw
 from fac_lightning.finetune.chat_model import ChatModel
 
 
@@ -97,10 +96,7 @@ class LoRASFT(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        schedule = get_linear_schedule_with_warmup(optimizer, 0, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return scheduled_adamw(self, self.cfg, "linear")
 
 
 @FINETUNES.register("sft_lora", SFTLoraConfig)
