@@ -22,15 +22,21 @@ import argparse
 import csv
 import gzip
 import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
 from fac_lightning.evaluation.alpacaeval import win_rates
-from fac_lightning.evaluation.judges import build_judge, judge_config
-from tests.conftest import CACHE_DIR, DATA_DIR
+from fac_lightning.evaluation.judges import build_judge, cache_dir_of, judge_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("FAC_DATA_DIR", ROOT.parent / "shared" / "data"))
+"""The data mirror, as ``paths.data_dir`` resolves it (``$FAC_DATA_DIR``, else ``../shared/data``)."""
+CACHE_DIR = cache_dir_of(None)
 
 MIRROR = DATA_DIR / "alpaca_eval"
 ANNOTATED = ["alpaca-7b", "phi-2"]
