@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.backbone import load_backbone
+from fac_lightning.data.conversations import DataError
 from fac_lightning.data.task_parts import task_part, task_parts
 from fac_lightning.evaluation.base import Benchmark, build_benchmark, run_benchmark
 from fac_lightning.finetune.base import Finetune, build_finetune, train_model
@@ -53,9 +54,22 @@ def plan(cfg: DictConfig) -> Plan:
         raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; finetune="
                          f"{finetune.name} produces a {finetune.produces!r}")
     for part in {strategy.part, cfg.task.background_part} - {None}:  # a bad data row fails now, naming its row
-        task_parts(cfg.task, cfg.paths.data_dir, part)
+        check_rows(strategy, part, task_parts(cfg.task, cfg.paths.data_dir, part)[part])
     benchmark.check_task(strategy.task, cfg.paths.data_dir)
     return Plan(strategy, finetune, benchmark)
+
+
+def check_rows(strategy: Strategy, part: str, examples) -> None:
+    """Every real example of a part the run trains on makes a row of the task's format (an instruction whose answer
+    echoes it does not); the first that does not fails, naming the part, its sources and the example."""
+    sources = [s.local_path or s.hub_id for s in strategy.task.parts[part].sources]
+    for i, example in enumerate(examples, start=1):
+        try:
+            strategy.format.from_example(example)
+        except ValueError as e:
+            text = example.conversation[0]["content"][:60] if example.conversation else ""
+            raise DataError(f"task part {part!r} ({', '.join(map(str, sources))}): example {i} ({text!r}) makes no "
+                            f"{strategy.task.row_format!r} row: {e}") from None
 
 
 def background_rows(cfg: DictConfig, strategy: Strategy) -> list[dict]:

@@ -311,3 +311,15 @@ def test_the_instruction_chain_fine_tunes_a_chat_model_that_alpacaeval_judges(ti
     assert (bench["name"], bench["primary"], bench["judge"], bench["examples"]) == ("alpacaeval", "win_rate", "length", 2)
     assert bench["excluded"] == 444 and bench["base_rate"] == 0.0 and bench["generator"] == "sft_lora:tiny_llama"
     assert 0 <= bench["metrics"]["win_rate"] <= 100
+
+
+def test_a_real_instruction_row_that_echoes_its_instruction_fails_before_loading(tmp_path):
+    rows = tmp_path / "seed.jsonl"
+    rows.write_text('{"instruction": "Name a prime.", "output": "Seven."}\n'
+                    '{"instruction": "List colours.", "output": "List colours."}\n')
+    cfg = compose_config(["experiment=instruction_table1", "benchmark.judge.model=/nowhere", "synthesis=seed_only",
+                          f"task.parts.seed.sources.0.local_path={rows}", "task.parts.seed.sources.0.input_field=null",
+                          "task.parts.seed.sources.0.response_field=null"])
+    with pytest.raises(ValueError, match=f"task part 'seed' \\({rows}\\): example 2 \\('List colours.'\\) makes no "
+                                         "'instruction_response' row: .*echoes_instruction"):
+        plan(cfg)
