@@ -138,6 +138,14 @@ def test_length_controlled_needs_the_glm_data_before_generating(tmp_path, monkey
         run_benchmark(build_benchmark(cfg.benchmark, DATA_DIR), NoModel(), tmp_path)
 
 
+def test_a_reward_model_judge_without_a_saved_model_fails_when_the_chain_is_planned(tmp_path):
+    from fac_lightning.stages.experiment import plan
+
+    cfg = compose_config(["experiment=instruction_table1", f"benchmark.judge.model={tmp_path}", "synthesis=seed_only"])
+    with pytest.raises(ValueError, match=f"benchmark.judge.model='{tmp_path}': no saved reward model there"):
+        plan(cfg)
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("benchmark.judge.kind=gpt5", r"benchmark\.judge\.kind='gpt5' is not a registered AlpacaEval judge"),
     ("benchmark.judge.kind=reward_model", r"benchmark\.judge\.kind='reward_model'.*benchmark/judge=reward_model"),

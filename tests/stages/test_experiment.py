@@ -291,12 +291,20 @@ def test_a_steering_task_refuses_a_classifier_before_loading():
         plan(compose_config(["task=sycophancy", "finetune=classifier_head", "synthesis=seed_only"]))
 
 
-def test_alpacaeval_refuses_a_task_that_reads_its_instructions_before_loading():
+def saved_model_folder(tmp_path):
+    """A folder that names itself a saved model (what the reward_model judge's config checks; nothing loads it)."""
+    (tmp_path / "judge").mkdir()
+    (tmp_path / "judge" / "model.json").write_text("{}")
+    return tmp_path / "judge"
+
+
+def test_alpacaeval_refuses_a_task_that_reads_its_instructions_before_loading(tmp_path):
     cfg = compose_config(["task=instruction", "finetune=sft_lora", "benchmark=alpacaeval",
                           "benchmark.length_controlled=false", "synthesis=full_dataset"])
     with pytest.raises(ValueError, match="instruction\\(s\\) that task 'instruction''s part 'anchor_positive' reads"):
         plan(cfg)
-    table = compose_config(["experiment=instruction_table1", "benchmark.judge.model=/nowhere", "synthesis=full_dataset"])
+    table = compose_config(["experiment=instruction_table1", f"benchmark.judge.model={saved_model_folder(tmp_path)}",
+                            "synthesis=full_dataset"])
     assert plan(table).benchmark.references()[3] == 444  # the half the task's parts read is left out
 
 
@@ -317,7 +325,8 @@ def test_a_real_instruction_row_that_echoes_its_instruction_fails_before_loading
     rows = tmp_path / "seed.jsonl"
     rows.write_text('{"instruction": "Name a prime.", "output": "Seven."}\n'
                     '{"instruction": "List colours.", "output": "List colours."}\n')
-    cfg = compose_config(["experiment=instruction_table1", "benchmark.judge.model=/nowhere", "synthesis=seed_only",
+    cfg = compose_config(["experiment=instruction_table1", f"benchmark.judge.model={saved_model_folder(tmp_path)}",
+                          "synthesis=seed_only",
                           f"task.parts.seed.sources.0.local_path={rows}", "task.parts.seed.sources.0.input_field=null",
                           "task.parts.seed.sources.0.response_field=null"])
     with pytest.raises(ValueError, match=f"task part 'seed' \\({rows}\\): example 2 \\('List colours.'\\) makes no "

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import MISSING
 
+from fac_lightning.checks import ConfigError
 from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig, cache_dir_of
 
 
@@ -19,6 +20,17 @@ class RewardModelJudgeConfig(JudgeConfig):
     cache_dir: str | None = None
     """Converted backbones (the reward model's backbone is loaded from its model.json); None = ``paths.cache_dir``'s
     default (``$FAC_CACHE_DIR``, else ``~/.cache/fac_lightning``)."""
+
+    def __post_init__(self):
+        # checked when the config is built, so a wrong folder fails before the fine-tune the judge scores, not after
+        from fac_lightning.finetune.base import model_folder
+
+        try:
+            model_folder(self.model)
+        except FileNotFoundError:
+            raise ConfigError("model", self.model, "no saved reward model there (a model folder with model.json, its "
+                              "adapter/ folder or the train.py run folder that trained it, e.g. python train.py "
+                              "task=reward synthesis=full_dataset finetune=reward_head)") from None
 
 
 @JUDGES.register("reward_model", RewardModelJudgeConfig)
