@@ -10,7 +10,8 @@ to (b). The model runs on ``backbone.device`` (``auto`` = CUDA when available); 
 batches, as the corpus yields them, and copies them to the device itself; on CUDA each timing is bracketed by
 ``torch.cuda.synchronize``. With the default 65,536-token shuffling buffer, 8 batches (~20k tokens) never fill it:
 pass ``activations.buffer_tokens=8192`` to time the buffer's shuffle and emission too.
-``+bench.repeats=N`` times each path N times, rotating which goes first, and reports the median (for a shared CPU).
+``+bench.repeats=N`` times each path N times, rotating which goes first, and reports the median (for a shared CPU)
+beside the slowest and fastest run.
 """
 
 import statistics
@@ -78,11 +79,12 @@ def main(cfg: DictConfig) -> None:
     print(f"\nbackbone={cfg.backbone.name} dtype={model.dtype} device={device_name(device)} batches={n_batches} "
           f"x {cfg.activations.text_batch_size} seqs, {tokens} tokens, buffer_tokens={cfg.activations.buffer_tokens} "
           f"batch_tokens={cfg.sae.batch_tokens}, median of {repeats} timed run(s)")
-    print(f"| {'path':40s} | tokens/s |\n|{'-' * 42}|----------|")
+    print(f"| {'path':40s} | tokens/s | slowest-fastest run |\n|{'-' * 42}|----------|---------------------|")
     for name in names:
-        print(f"| {name:40s} | {tps[name]:8.0f} |")
-    print(f"| {'ratio stream / bare full forward':40s} | {streamed / full:8.2f} |")
-    print(f"| {'ratio stream / bare forward to layer':40s} | {streamed / to_l:8.2f} |")
+        spread = f"{tokens / max(seconds[name]):.0f}-{tokens / min(seconds[name]):.0f}"
+        print(f"| {name:40s} | {tps[name]:8.0f} | {spread:>19s} |")
+    print(f"| {'ratio stream / bare full forward':40s} | {streamed / full:8.2f} | {'':19s} |")
+    print(f"| {'ratio stream / bare forward to layer':40s} | {streamed / to_l:8.2f} | {'':19s} |")
 
 
 if __name__ == "__main__":
