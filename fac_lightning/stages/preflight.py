@@ -1,6 +1,7 @@
 """The checks every entry point runs before any model loads: each config field's range and choices
 (``config.validate_config``), the backbone's layer and the SAE's width against the backbone's shape (read from its
-config, not its weights), and that the SAE corpus can be read when the SAE still has to be trained."""
+config, not its weights), that a fine-tune's other backbone (``finetune.target``) can be found, and that the SAE
+corpus can be read when the SAE still has to be trained."""
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,6 +32,12 @@ def preflight(cfg: DictConfig, sae: bool = True) -> None:
     if steered is not None:
         require(steered <= shape.n_layers, "finetune.layer", steered,
                 f"must be in 1..{shape.n_layers} ({cfg.backbone.name} has {shape.n_layers} decoder blocks)")
+    target = cfg.finetune.get("target") if cfg.get("finetune") is not None else None  # sft_lora on another model
+    if target is not None:
+        try:
+            backbone_shape(OmegaConf.to_object(target), cfg.paths.cache_dir)
+        except OSError as e:  # not installed, no such folder, or a hub id without the hub
+            raise FileNotFoundError(f"finetune.target (backbone {target.name!r}): {e}") from None
     if not sae_artifact_dir(cfg).exists():
         for source in cfg.data.sources:
             check_source(source, cfg.paths.data_dir)

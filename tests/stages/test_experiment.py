@@ -308,9 +308,18 @@ def test_alpacaeval_refuses_a_task_that_reads_its_instructions_before_loading(tm
     assert plan(table).benchmark.references()[3] == 444  # the half the task's parts read is left out
 
 
+def test_an_sft_target_that_is_not_installed_fails_before_loading(tmp_path):
+    cfg = compose_config(["experiment=instruction_table1", f"benchmark.judge.model={saved_model_folder(tmp_path)}",
+                          "synthesis=seed_only", "finetune.target.gguf_assembler=no_such_gguf_package:assemble"])
+    assert cfg.finetune.target.name == "gemma3_270m"  # the table fine-tunes the base model
+    with pytest.raises(FileNotFoundError, match="finetune.target \\(backbone 'gemma3_270m'\\): backbone.gguf_assembler="
+                                                "'no_such_gguf_package:assemble': No module named 'no_such_gguf_package'"):
+        plan(cfg)
+
+
 def test_the_instruction_chain_fine_tunes_a_chat_model_that_alpacaeval_judges(tiny_llama_dir, tmp_path):
-    cfg = tiny_config(tiny_llama_dir, tmp_path, "experiment=instruction_table1", "benchmark/judge=length",
-                      "synthesis=seed_only", "relevance=all",
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "experiment=instruction_table1", "~backbone@finetune.target",
+                      "benchmark/judge=length", "synthesis=seed_only", "relevance=all",
                       "finetune.epochs=1", "finetune.max_length=96", "benchmark.limit=2", "benchmark.max_new_tokens=8")
     cfg.task.parts.seed.sources[0].max_rows = 4
     result = run_experiment(cfg)
