@@ -16,7 +16,7 @@ Every result names its judge (``judge``): numbers from different judges are not 
 agreement with it is measured by ``benchmarks/judge_agreement.py`` (``benchmarks/RESULTS.md``, issue 14).
 
 ``base_rate``: the trivial score, the win rate the judge gives a constant empty answer on the same instructions,
-measured for every offline judge (the length judge: 0; the reward-model judge: ~16); for the official judge it is
+measured for every offline judge (the length judge: 0; the reward-model judge: 13.9-15.8 as measured); for the official judge it is
 0 by construction (its reference answers are never empty) and not spent API calls on.
 
 The model's outputs (``model_outputs.json``: instruction, output, generator, dataset) and the judge's annotations

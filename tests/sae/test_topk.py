@@ -14,17 +14,23 @@ def test_topk_keeps_exactly_k():
     assert ((dense > 0).sum(-1) > 7).all()  # so the TopK, not ReLU, is what limits it to 7
 
 
+def assert_gradients_match_dense_reference(sae: TopKSAE, ref: TopKSAE, x_BD: torch.Tensor) -> None:
+    """``sae``'s gradients (after its FVU's backward) equal those of ``ref``, the same weights run densely: TopK of
+    the (B, F) pre-activations scattered into a (B, F) code, decoded by a dense matmul."""
+    vals_BK, idx_BK = ref.pre_acts(x_BD).topk(ref.k)
+    x_hat_BD = torch.zeros(len(x_BD), ref.num_latents).scatter(1, idx_BK, vals_BK) @ ref.W_dec + ref.b_dec
+    ((x_hat_BD - x_BD).pow(2).sum() / (x_BD - x_BD.mean(0)).pow(2).sum()).backward()
+    for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
 def test_sparse_backward_matches_dense_reference():
     torch.manual_seed(0)
     sae, ref = TopKSAE(16, 128, 5), TopKSAE(16, 128, 5)
     ref.load_state_dict(sae.state_dict())
     x_BD = torch.randn(64, 16)
     sae(x_BD).fvu.backward()
-    vals, idx = ref.pre_acts(x_BD).topk(5)
-    x_hat = torch.zeros(64, 128).scatter(1, idx, vals) @ ref.W_dec + ref.b_dec
-    ((x_hat - x_BD).pow(2).sum() / (x_BD - x_BD.mean(0)).pow(2).sum()).backward()
-    for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert_gradients_match_dense_reference(sae, ref, x_BD)
 
 
 def test_backward_matches_dense_reference_when_fewer_than_k_latents_are_positive():
@@ -38,11 +44,7 @@ def test_backward_matches_dense_reference_when_fewer_than_k_latents_are_positive
     out = sae(x_BD)
     assert ((out.acts_BK > 0).sum(-1) <= 3).all()
     out.fvu.backward()
-    vals, idx = ref.pre_acts(x_BD).topk(8)
-    x_hat = torch.zeros(64, 32).scatter(1, idx, vals) @ ref.W_dec + ref.b_dec
-    ((x_hat - x_BD).pow(2).sum() / (x_BD - x_BD.mean(0)).pow(2).sum()).backward()
-    for (name, p), q in zip(sae.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert_gradients_match_dense_reference(sae, ref, x_BD)
 
 
 def test_a_bf16_autocast_step_gives_float32_gradients_close_to_the_float32_step():

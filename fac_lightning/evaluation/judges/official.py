@@ -36,6 +36,7 @@ class AlpacaEvalJudgeConfig(JudgeConfig):
 @JUDGES.register("alpaca_eval", AlpacaEvalJudgeConfig)
 class AlpacaEvalJudge(Judge):
     paid = True
+
     def __init__(self, cfg: AlpacaEvalJudgeConfig):
         super().__init__(cfg)
         from alpaca_eval.annotators import PairwiseAnnotator
