@@ -22,10 +22,10 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def fit(cfg: DictConfig, module: pl.LightningModule, data, work: Path, logger: Logger | None,
-        checkpoint: ModelCheckpoint, **trainer_args) -> pl.Trainer:
+        checkpoints: list[ModelCheckpoint], **trainer_args) -> pl.Trainer:
     """Fit ``module`` on ``data`` (a DataLoader or DataModule) with the configured trainer, resuming from
     ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override ``cfg.trainer``."""
-    callbacks = [checkpoint, RichProgressBar(), *(instantiate(c) for c in (cfg.callbacks or {}).values())]
+    callbacks = [*checkpoints, RichProgressBar(), *(instantiate(c) for c in (cfg.callbacks or {}).values())]
     trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, **trainer_args)
     last = work / "last.ckpt"
     trainer.fit(module, data, ckpt_path=str(last) if last.exists() else None)

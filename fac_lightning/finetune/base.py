@@ -8,6 +8,7 @@ model folder: ``model.json`` (kind, backbone config, finetune config, training r
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import MISSING, DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from fac_lightning.artifacts import REFUSE, config_hash, ensure_artifact, verify_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
@@ -45,9 +46,13 @@ class FinetuneConfig:
     inference_batch_size: int = 16
     precision: str = "auto"
     """Lightning precision; ``auto`` = bf16-mixed on a GPU that supports it, else 32-true (``trainer.py``)."""
+    checkpoint_every_n_steps: int = 10
+    """Also checkpoint every this many optimizer steps (0 = at epoch ends only), so a fit killed inside a long
+    epoch (the one-epoch LoRA reward model: ~35 s per step on a 2-core CPU) resumes at the batch it reached."""
 
     def __post_init__(self):
         at_least(self, 1, "epochs", "batch_size", "accumulate_grad_batches", "max_length", "inference_batch_size")
+        at_least(self, 0, "checkpoint_every_n_steps")
         above(self, 0, "lr")
         at_least(self, 0, "weight_decay")
         one_of(self, "precision", PRECISIONS)
@@ -90,6 +95,18 @@ def lora_sequence_model(model_path: str, pad_token_id: int, num_labels: int, cfg
     return model
 
 
+class AdapterCheckpoints(pl.LightningModule):
+    """A LoRA module whose checkpoints hold only its trainable weights (adapters and head): a checkpoint of the
+    whole model is ~4 bytes per parameter (540 MB for SmolLM2-135M), the adapters a few MB. Loading is not strict,
+    since the frozen weights come from the model itself."""
+
+    strict_loading = False
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+
 class Finetune:
     name = ""
     consumes: tuple[str, ...] = ()
@@ -112,22 +129,43 @@ class Finetune:
 def scheduled_adamw(module: pl.LightningModule, cfg: FinetuneConfig, schedule: str, warmup_ratio: float = 0.0) -> dict:
     """``configure_optimizers`` of the scheduled kinds: AdamW over the trainable parameters and transformers'
     ``get_scheduler(schedule)`` (linear, cosine, ...) with ``warmup_ratio`` of the steps warming up, stepped per
-    optimizer step."""
+    optimizer step, over ``module.optimizer_steps`` steps (set by ``fit_finetune``). Not Lightning's
+    ``estimated_stepping_batches``: reading it sets the data up before a resumed fit restores its position in the
+    epoch, which is then lost (Lightning issue #20550)."""
     from transformers import get_scheduler
 
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = module.trainer.estimated_stepping_batches
+    steps = module.optimizer_steps
     schedule = get_scheduler(schedule, optimizer, num_warmup_steps=int(warmup_ratio * steps), num_training_steps=steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: DataLoader, work: Path, run_cfg: DictConfig,
-                 logger, **trainer_args) -> None:
-    """Fit through the one Trainer builder for ``cfg.epochs``, checkpointing every epoch in ``work`` (a killed fit
-    resumes from its last finished epoch); ``trainer_args`` are a kind's own Trainer settings (gradient clipping)."""
-    checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1)
-    trainer = fit(run_cfg, module, data, work, logger, checkpoint, max_epochs=cfg.epochs,
+def shuffled_batches(items, batch_size: int, seed: int, collate_fn=None) -> StatefulDataLoader:
+    """The training batches of a finetune, reshuffled every epoch by a generator of their own (seeded with ``seed``).
+    torchdata's ``StatefulDataLoader`` is a ``DataLoader`` whose position and generator Lightning saves in each
+    checkpoint and restores on resume, so a fit killed mid-epoch goes on with the batches it had not seen, and later
+    epochs shuffle as in an uninterrupted fit (a loader without a generator would draw each epoch's order from the
+    global RNG, which a resumed process has not replayed)."""
+    return StatefulDataLoader(items, batch_size=batch_size, shuffle=True, collate_fn=collate_fn,
+                              generator=torch.Generator().manual_seed(seed))
+
+
+def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: StatefulDataLoader, work: Path,
+                 run_cfg: DictConfig, logger, **trainer_args) -> None:
+    """Fit through the one Trainer builder for ``cfg.epochs``, writing ``work/last.ckpt`` at every epoch end and every
+    ``cfg.checkpoint_every_n_steps`` optimizer steps (a killed fit resumes from the latest); ``trainer_args`` are a
+    kind's own Trainer settings (gradient clipping). ``module.optimizer_steps`` = the optimizer steps of
+    ``cfg.epochs`` epochs of ``data`` in one process (a partial accumulation at an epoch's end steps too, as in
+    Lightning), what ``scheduled_adamw`` schedules over."""
+    # Two callbacks, since one cannot save both per epoch and per step; both write last.ckpt (no last-v1.ckpt)
+    checkpoints = [ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1,
+                                   enable_version_counter=False)]
+    if cfg.checkpoint_every_n_steps:
+        checkpoints.append(ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0, enable_version_counter=False,
+                                           every_n_train_steps=cfg.checkpoint_every_n_steps))
+    module.optimizer_steps = math.ceil(len(data) / cfg.accumulate_grad_batches) * cfg.epochs
+    trainer = fit(run_cfg, module, data, work, logger, checkpoints, max_epochs=cfg.epochs,
                   accumulate_grad_batches=cfg.accumulate_grad_batches,
                   precision=resolve_precision(cfg.precision, run_cfg.trainer.accelerator),
                   num_sanity_val_steps=0, limit_val_batches=0, **trainer_args)

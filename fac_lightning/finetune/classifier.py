@@ -19,17 +19,19 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import (
+    AdapterCheckpoints,
     Finetune,
     FinetuneConfig,
     LoraFields,
     fit_finetune,
     lora_sequence_model,
+    shuffled_batches,
 )
 from fac_lightning.finetune.pooled import padded, pooled_states
 
@@ -85,7 +87,7 @@ class HeadOnlyClassifier(pl.LightningModule):
         return self.score(h_ND).softmax(-1)[:, 1]
 
 
-class LoRAClassifier(pl.LightningModule):
+class LoRAClassifier(AdapterCheckpoints):
     """The backbone as ``AutoModelForSequenceClassification`` with peft LoRA adapters and a trainable head."""
 
     def __init__(self, model_path: str, pad_token_id: int, cfg: ClassifierLoraConfig, adapter_dir: str | None = None):
@@ -140,8 +142,8 @@ class ClassifierHead(ClassifierFinetune):
         module = HeadOnlyClassifier(backbone.d_model, self.cfg)
         states = pooled_states(backbone, encode_texts(backbone.tokenizer, texts, self.cfg.max_length),
                                self.cfg.inference_batch_size)
-        fit_finetune(self.cfg, module, DataLoader(TensorDataset(states, y), batch_size=self.cfg.batch_size,
-                                                 shuffle=True), work, run_cfg, logger)
+        data = shuffled_batches(TensorDataset(states, y), self.cfg.batch_size, run_cfg.seed)
+        fit_finetune(self.cfg, module, data, work, run_cfg, logger)
         save_file(module.score.state_dict(), work / "head.safetensors")
 
     def load(self, folder, backbone):
@@ -157,8 +159,8 @@ class ClassifierLora(ClassifierFinetune):
         texts, y = labelled(rows)
         module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg)
         ids, mask = padded(backbone.tokenizer, encode_texts(backbone.tokenizer, texts, self.cfg.max_length))
-        fit_finetune(self.cfg, module, DataLoader(TensorDataset(ids, mask, y), batch_size=self.cfg.batch_size,
-                                                 shuffle=True), work, run_cfg, logger)
+        data = shuffled_batches(TensorDataset(ids, mask, y), self.cfg.batch_size, run_cfg.seed)
+        fit_finetune(self.cfg, module, data, work, run_cfg, logger)
         module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
@@ -30,12 +30,14 @@ from fac_lightning.checks import at_least, within
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import (
+    AdapterCheckpoints,
     Finetune,
     FinetuneConfig,
     LoraFields,
     fit_finetune,
     lora_sequence_model,
     scheduled_adamw,
+    shuffled_batches,
 )
 from fac_lightning.finetune.pooled import padded, pooled_states
 
@@ -139,7 +141,7 @@ class HeadOnlyReward(RewardModule):
         return self.score(h_ND)[:, 0]
 
 
-class LoRAReward(RewardModule):
+class LoRAReward(RewardModule, AdapterCheckpoints):
     """The backbone as ``AutoModelForSequenceClassification(num_labels=1)`` with peft LoRA adapters and a trainable
     head; a batch is TRL's ``DataCollatorForPreference`` output (the chosen sides, then the rejected sides)."""
 
@@ -193,8 +195,7 @@ class RewardHead(RewardFinetune):
         chosen_ND = pooled_states(backbone, encode_sides(tokenizer, chosen, self.cfg.max_length), batch)
         rejected_ND = pooled_states(backbone, encode_sides(tokenizer, rejected, self.cfg.max_length), batch)
         module = HeadOnlyReward(backbone.d_model, self.cfg)
-        data = DataLoader(TensorDataset(chosen_ND, rejected_ND, margin_B), batch_size=self.cfg.batch_size,
-                          shuffle=True)
+        data = shuffled_batches(TensorDataset(chosen_ND, rejected_ND, margin_B), self.cfg.batch_size, run_cfg.seed)
         fit_finetune(self.cfg, module, data, work, run_cfg, logger)
         save_file(module.score.state_dict(), work / "head.safetensors")
 
@@ -216,8 +217,8 @@ class RewardLora(RewardFinetune):
         items = [{"chosen_ids": c, "rejected_ids": r, "margin": m} for c, r, m in zip(
             encode_sides(tokenizer, chosen, self.cfg.max_length), encode_sides(tokenizer, rejected, self.cfg.max_length),
             margin_B.tolist(), strict=True)]
-        data = DataLoader(items, batch_size=self.cfg.batch_size, shuffle=True,
-                          collate_fn=DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id))
+        data = shuffled_batches(items, self.cfg.batch_size, run_cfg.seed,
+                                collate_fn=DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id))
         fit_finetune(self.cfg, module, data, work, run_cfg, logger)
         module.model.save_pretrained(work / "adapter")
 

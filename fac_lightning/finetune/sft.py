@@ -15,15 +15,21 @@ paper's own setting (features from Llama-3.1-8B-Instruct, SFT of Llama-3-8B base
 
 from dataclasses import dataclass
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.config import BackboneConfig
 from fac_lightning.finetune import FINETUNES
-from fac_lightning.finetune.base import Finetune, FinetuneConfig, LoraFields, fit_finetune, scheduled_adamw
+from fac_lightning.finetune.base import (
+    AdapterCheckpoints,
+    Finetune,
+    FinetuneConfig,
+    LoraFields,
+    fit_finetune,
+    scheduled_adamw,
+    shuffled_batches,
+)
 from fac_lightning.finetune.chat_model import ChatModel
 
 
@@ -77,17 +83,10 @@ def lora_causal_lm(model_path: str, cfg: SFTLoraConfig, adapter_dir: str | None 
     return model
 
 
-class LoRASFT(pl.LightningModule):
+class LoRASFT(AdapterCheckpoints):
     def __init__(self, model, cfg: SFTLoraConfig):
         super().__init__()
         self.model, self.cfg = model, cfg
-        self.strict_loading = False  # checkpoints hold the adapters only; the frozen weights come from the model
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep only the trainable (LoRA) weights: a checkpoint of the whole model is ~4 bytes per parameter per
-        epoch (540 MB for SmolLM2-135M), the adapters a few MB."""
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def training_step(self, batch, batch_idx):
         loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -117,8 +116,8 @@ class SFTLora(Finetune):
         target = self.target(backbone)
         tokenizer = target.tokenizer
         examples = [sft_example(tokenizer, row, self.cfg.max_length) for row in rows]
-        data = DataLoader(examples, batch_size=self.cfg.batch_size, shuffle=True,
-                          collate_fn=DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
+        data = shuffled_batches(examples, self.cfg.batch_size, run_cfg.seed,
+                                collate_fn=DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
         module = LoRASFT(lora_causal_lm(target.path, self.cfg), self.cfg)
         fit_finetune(self.cfg, module, data, work, run_cfg, logger, gradient_clip_val=self.cfg.gradient_clip_val)
         module.model.save_pretrained(work / "adapter")

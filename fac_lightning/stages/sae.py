@@ -68,7 +68,7 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
     logger = build_logger(cfg)
-    trainer = fit(cfg, module, datamodule, work, logger, checkpoint, max_steps=max_steps,
+    trainer = fit(cfg, module, datamodule, work, logger, [checkpoint], max_steps=max_steps,
                   val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
     if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
         raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "

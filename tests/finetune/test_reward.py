@@ -58,3 +58,42 @@ def test_a_reward_model_learns_a_planted_preference_and_loads_back(tiny_llama_di
     chosen = model.score([r["prompt"] + r["chosen"] for r in test])
     rejected = model.score([r["prompt"] + r["rejected"] for r in test])
     assert chosen.shape == (12,) and (chosen > rejected).mean() == 1.0
+
+
+@pytest.mark.parametrize("kind", ["reward_head", "reward_lora"])
+def test_a_fit_killed_mid_epoch_resumes_at_the_batch_it_reached(tiny_llama_dir, tmp_path, monkeypatch, kind):
+    """2 epochs of 4 optimizer steps, a checkpoint every 3 steps, killed at its 8th batch: the rerun restores step 6
+    and trains on batches 7 and 8 of the uninterrupted run's order, ending with its rewards."""
+    import pytorch_lightning as pl
+
+    from fac_lightning.finetune.reward import RewardModule
+
+    cfg = compose_config([*tiny_backbone_overrides(tiny_llama_dir), f"finetune={kind}", "finetune.epochs=2",
+                          "finetune.batch_size=2", "finetune.accumulate_grad_batches=1", "finetune.lr=1e-2",
+                          "finetune.checkpoint_every_n_steps=3", "finetune.max_length=64", "logger=csv",
+                          f"paths.output_dir={tmp_path}", *(["finetune.lora_dropout=0"] if kind == "reward_lora" else [])])
+    backbone = load_backbone(cfg.backbone, CACHE_DIR)
+    rows, test = planted_pairs(8), planted_pairs(6, offset=100)
+    original = RewardModule.training_step
+
+    def train(work, kill_at: int | None = None) -> list:
+        seen = []
+
+        def recorded_step(self, batch, batch_idx):
+            if len(seen) == kill_at:
+                raise KeyboardInterrupt
+            seen.append(str(batch))
+            return original(self, batch, batch_idx)
+
+        monkeypatch.setattr(RewardModule, "training_step", recorded_step)
+        pl.seed_everything(0)
+        finetune = build_finetune(cfg.finetune)
+        finetune.train(rows, backbone, work, cfg, None)
+        return seen, finetune.load(work, backbone).score([r["prompt"] + r["chosen"] for r in test])
+
+    uninterrupted, rewards = train(tmp_path / "uninterrupted")
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(tmp_path / "killed", kill_at=7)
+    resumed, resumed_rewards = train(tmp_path / "killed")
+    assert len(uninterrupted) == 8 and resumed == uninterrupted[6:]
+    assert resumed_rewards == pytest.approx(rewards, abs=1e-5)
