@@ -11,13 +11,14 @@ overrides of the train config.
 import sys
 
 from fac_lightning.backbone import load_backbone
+from fac_lightning.config import compose_config, register_configs
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.stages.feature_space import build_feature_space
-from tests.conftest import CACHE_DIR, compose_config
 
 if __name__ == "__main__":
+    register_configs()
     cfg = compose_config(["experiment=sae_demo", "stage=experiment", *sys.argv[1:]])
-    space = build_feature_space(cfg, load_backbone(cfg.backbone, CACHE_DIR))
+    space = build_feature_space(cfg, load_backbone(cfg.backbone, cfg.paths.cache_dir))
     seed = [e.conversation for e in task_part(cfg.task, "seed", cfg.paths.data_dir)]
     missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
     q = min((r["q"] for r in space.records.values()), default=float("nan"))

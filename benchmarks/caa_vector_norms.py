@@ -13,10 +13,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from fac_lightning.backbone import load_backbone
+from fac_lightning.config import compose_config, register_configs
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.finetune.base import build_finetune
 from fac_lightning.rows import row_format
-from tests.conftest import compose_config
 
 BEHAVIOURS = ("coordinate_other_ais", "corrigible_neutral_HHH", "hallucination", "myopic_reward", "refusal",
               "survival_instinct", "sycophancy")
@@ -24,6 +24,7 @@ BEHAVIOURS = ("coordinate_other_ais", "corrigible_neutral_HHH", "hallucination",
 if __name__ == "__main__":
     max_items = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 200
     overrides = [a for a in sys.argv[1:] if "=" in a]
+    register_configs()
     cfg = compose_config(["finetune=caa_vector", *overrides])
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
     finetune, norms = build_finetune(cfg.finetune), {}

@@ -8,11 +8,9 @@ would score (a diagnostic for reward benchmarks whose rejected answers are the l
 import sys
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 
-from fac_lightning.config import register_configs
+from fac_lightning.config import compose_config, register_configs
 from fac_lightning.evaluation.base import build_benchmark
-from tests.conftest import DATA_DIR, ROOT
 
 
 class LongerAnswerWins:
@@ -24,9 +22,8 @@ class LongerAnswerWins:
 
 if __name__ == "__main__":
     register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["task=reward", "finetune=reward_head", *sys.argv[1:]])
-    result = build_benchmark(cfg.benchmark, DATA_DIR).evaluate(LongerAnswerWins())
+    cfg = compose_config(["task=reward", "finetune=reward_head", *sys.argv[1:]])
+    result = build_benchmark(cfg.benchmark, cfg.paths.data_dir).evaluate(LongerAnswerWins())
     print(f"{cfg.benchmark.name} ({result['examples']} pairs), reward = answer length in words:")
     for name, value in result["metrics"].items():
         print(f"  {name:32s} {value:.3f}")

@@ -7,9 +7,8 @@ started for it ("The better answer is Answer").
 
 from fac_lightning.backbone import load_backbone
 from fac_lightning.chat import format_chat
-from fac_lightning.config import component_config
+from fac_lightning.config import component_config, compose_config, register_configs
 from fac_lightning.generation import GENERATORS, SamplingParams, build_generator
-from tests.conftest import CACHE_DIR, compose_config
 
 PROBES = [  # (question, answer A, answer B, the right one)
     ("How do I boil an egg?", "Put the egg in boiling water for 9 minutes, then cool it in cold water.",
@@ -21,8 +20,9 @@ PROBES = [  # (question, answer A, answer B, the right one)
 ]
 
 if __name__ == "__main__":
+    register_configs()
     cfg = compose_config(["task=reward", "synthesis=magpie"])
-    backbone = load_backbone(cfg.backbone, CACHE_DIR)
+    backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
     generator = build_generator(component_config(cfg.generator, GENERATORS), backbone)
     chats = [[{"role": "user", "content": cfg.prompts.judge.format(question=q, answer_a=a, answer_b=b)}]
              for q, a, b, _ in PROBES]

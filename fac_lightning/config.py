@@ -401,3 +401,17 @@ def register_configs() -> None:
     for registry in (BENCHMARKS, JUDGES, FINETUNES, GENERATORS, RELEVANCE, SAE_ARCHITECTURES, STRATEGIES):
         for name, schema in registry.schemas().items():
             cs.store(group=registry.group, name=name, node=schema)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+"""This checkout's config tree (the entry points' ``config_path``)."""
+
+
+def compose_config(overrides: list[str] = (), config_name: str = "train") -> DictConfig:
+    """Compose a root config (``conf/train.yaml`` or ``evaluate.yaml``) with ``overrides`` as the entry points do,
+    outside a Hydra app (tests, benchmark scripts), once ``register_configs()`` has run; ``paths.output_dir`` (a
+    Hydra runtime value) is the caller's to set if it is read."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from fac_lightning.config import register_configs
+from fac_lightning import config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("FAC_DATA_DIR", ROOT.parent / "shared" / "data"))
 CACHE_DIR = Path(os.environ.get("FAC_CACHE_DIR", Path.home() / ".cache" / "fac_lightning"))
 
-register_configs()
+config.register_configs()
 
 
 def compose_config(overrides: list[str] = (), tmp_path: Path | None = None, config_name: str = "train") -> DictConfig:
@@ -25,8 +24,7 @@ def compose_config(overrides: list[str] = (), tmp_path: Path | None = None, conf
     paths = [f"paths.data_dir={DATA_DIR}", f"paths.cache_dir={CACHE_DIR}"]
     if tmp_path is not None:
         paths += [f"paths.artifacts_dir={tmp_path / 'artifacts'}", f"paths.output_dir={tmp_path / 'out'}"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name, overrides=[*paths, *overrides])
+    return config.compose_config([*paths, *overrides], config_name)
 
 
 @pytest.fixture(scope="session")

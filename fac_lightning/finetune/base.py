@@ -23,6 +23,7 @@ from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.checks import above, at_least, one_of, require, within
 from fac_lightning.config import BackboneConfig, component_config
 from fac_lightning.finetune import FINETUNES
+from fac_lightning.finetune.resume import StepCheckpoint
 from fac_lightning.trainer import fit, remove_checkpoints, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class FinetuneConfig:
     """Lightning precision; ``auto`` = bf16-mixed on a GPU that supports it, else 32-true (``trainer.py``)."""
     checkpoint_every_n_steps: int = 10
     """Also checkpoint every this many optimizer steps (0 = at epoch ends only), so a fit killed inside a long
-    epoch (the one-epoch LoRA reward model: ~35 s per step on a 2-core CPU) resumes at the batch it reached."""
+    epoch (the one-epoch LoRA reward model: ~30 s per step on a 2-core CPU) resumes at the batch it reached."""
 
     def __post_init__(self):
         at_least(self, 1, "epochs", "batch_size", "accumulate_grad_batches", "max_length", "inference_batch_size")
@@ -129,42 +130,31 @@ class Finetune:
 def scheduled_adamw(module: pl.LightningModule, cfg: FinetuneConfig, schedule: str, warmup_ratio: float = 0.0) -> dict:
     """``configure_optimizers`` of the scheduled kinds: AdamW over the trainable parameters and transformers'
     ``get_scheduler(schedule)`` (linear, cosine, ...) with ``warmup_ratio`` of the steps warming up, stepped per
-    optimizer step, over ``module.optimizer_steps`` steps (set by ``fit_finetune``). Not Lightning's
-    ``estimated_stepping_batches``: reading it sets the data up before a resumed fit restores its position in the
-    epoch, which is then lost (Lightning issue #20550)."""
+    optimizer step, over the fit's optimizer steps as Lightning counts them: ``module.batches_per_epoch`` (set by
+    ``fit_finetune``) shared among the processes, a partial accumulation at an epoch's end stepping too. Not
+    Lightning's ``estimated_stepping_batches``: reading it sets the data up before a resumed fit restores its
+    position in the epoch, which is then lost (Lightning issue #20550)."""
     from transformers import get_scheduler
 
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = module.optimizer_steps
+    batches = math.ceil(module.batches_per_epoch / module.trainer.world_size)
+    steps = math.ceil(batches / cfg.accumulate_grad_batches) * cfg.epochs
     schedule = get_scheduler(schedule, optimizer, num_warmup_steps=int(warmup_ratio * steps), num_training_steps=steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def shuffled_batches(items, batch_size: int, seed: int, collate_fn=None) -> StatefulDataLoader:
-    """The training batches of a finetune, reshuffled every epoch by a generator of their own (seeded with ``seed``).
-    torchdata's ``StatefulDataLoader`` is a ``DataLoader`` whose position and generator Lightning saves in each
-    checkpoint and restores on resume, so a fit killed mid-epoch goes on with the batches it had not seen, and later
-    epochs shuffle as in an uninterrupted fit (a loader without a generator would draw each epoch's order from the
-    global RNG, which a resumed process has not replayed)."""
-    return StatefulDataLoader(items, batch_size=batch_size, shuffle=True, collate_fn=collate_fn,
-                              generator=torch.Generator().manual_seed(seed))
-
-
 def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: StatefulDataLoader, work: Path,
                  run_cfg: DictConfig, logger, **trainer_args) -> None:
-    """Fit through the one Trainer builder for ``cfg.epochs``, writing ``work/last.ckpt`` at every epoch end and every
-    ``cfg.checkpoint_every_n_steps`` optimizer steps (a killed fit resumes from the latest); ``trainer_args`` are a
-    kind's own Trainer settings (gradient clipping). ``module.optimizer_steps`` = the optimizer steps of
-    ``cfg.epochs`` epochs of ``data`` in one process (a partial accumulation at an epoch's end steps too, as in
-    Lightning), what ``scheduled_adamw`` schedules over."""
+    """Fit ``data`` (``resume.shuffled_batches``) through the one Trainer builder for ``cfg.epochs``, writing
+    ``work/last.ckpt`` at every epoch end and every ``cfg.checkpoint_every_n_steps`` optimizer steps (a killed fit
+    resumes from the latest); ``trainer_args`` are a kind's own Trainer settings (gradient clipping)."""
     # Two callbacks, since one cannot save both per epoch and per step; both write last.ckpt (no last-v1.ckpt)
     checkpoints = [ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1,
                                    enable_version_counter=False)]
     if cfg.checkpoint_every_n_steps:
-        checkpoints.append(ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0, enable_version_counter=False,
-                                           every_n_train_steps=cfg.checkpoint_every_n_steps))
-    module.optimizer_steps = math.ceil(len(data) / cfg.accumulate_grad_batches) * cfg.epochs
+        checkpoints.append(StepCheckpoint(work, cfg.checkpoint_every_n_steps))
+    module.batches_per_epoch = len(data)
     trainer = fit(run_cfg, module, data, work, logger, checkpoints, max_epochs=cfg.epochs,
                   accumulate_grad_batches=cfg.accumulate_grad_batches,
                   precision=resolve_precision(cfg.precision, run_cfg.trainer.accelerator),
@@ -184,11 +174,16 @@ def backbone_key(backbone: Backbone) -> dict:
     return {**asdict(backbone.cfg), "dtype": str(backbone.model.dtype)}
 
 
+NOT_IN_KEY = ("checkpoint_every_n_steps",)
+"""Finetune settings that do not change the trained model: a killed fit may be resumed with another value."""
+
+
 def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger,
                 provenance: dict | None = None) -> Path:
     """The finetune artifact for these rows (trained now, resuming a killed fit, or reused); ``provenance`` (where
     the rows came from) is recorded in its model.json."""
-    key = config_hash(backbone_key(backbone), asdict(finetune.cfg), cfg.seed, rows)
+    training = {k: v for k, v in asdict(finetune.cfg).items() if k not in NOT_IN_KEY}
+    key = config_hash(backbone_key(backbone), training, cfg.seed, rows)
     final = Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{finetune.name}-{key}"
 
     def build(work: Path) -> None:

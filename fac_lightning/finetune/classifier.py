@@ -31,9 +31,9 @@ from fac_lightning.finetune.base import (
     LoraFields,
     fit_finetune,
     lora_sequence_model,
-    shuffled_batches,
 )
 from fac_lightning.finetune.pooled import padded, pooled_states
+from fac_lightning.finetune.resume import shuffled_batches
 
 
 @dataclass

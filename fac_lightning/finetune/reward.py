@@ -37,9 +37,9 @@ from fac_lightning.finetune.base import (
     fit_finetune,
     lora_sequence_model,
     scheduled_adamw,
-    shuffled_batches,
 )
 from fac_lightning.finetune.pooled import padded, pooled_states
+from fac_lightning.finetune.resume import shuffled_batches
 
 
 @dataclass

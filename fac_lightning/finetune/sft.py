@@ -28,9 +28,9 @@ from fac_lightning.finetune.base import (
     LoraFields,
     fit_finetune,
     scheduled_adamw,
-    shuffled_batches,
 )
 from fac_lightning.finetune.chat_model import ChatModel
+from fac_lightning.finetune.resume import shuffled_batches
 
 
 @dataclass

@@ -60,23 +60,30 @@ def test_a_reward_model_learns_a_planted_preference_and_loads_back(tiny_llama_di
     assert chosen.shape == (12,) and (chosen > rejected).mean() == 1.0
 
 
-@pytest.mark.parametrize("kind", ["reward_head", "reward_lora"])
-def test_a_fit_killed_mid_epoch_resumes_at_the_batch_it_reached(tiny_llama_dir, tmp_path, monkeypatch, kind):
-    """2 epochs of 4 optimizer steps, a checkpoint every 3 steps, killed at its 8th batch: the rerun restores step 6
-    and trains on batches 7 and 8 of the uninterrupted run's order, ending with its rewards."""
+@pytest.mark.parametrize("kind,accumulate,every,kills,resumed_from", [
+    ("reward_head", 1, 3, [7], 6),     # from the step-6 checkpoint, in epoch 2
+    ("reward_head", 1, 3, [5], 4),     # from the epoch-end checkpoint: epoch 2 in the uninterrupted order
+    ("reward_head", 2, 1, [7, 1], 6),  # killed again inside an accumulation: no checkpoint was written there
+    ("reward_lora", 2, 1, [7, 1], 6),
+])
+def test_a_killed_fit_resumes_at_the_batch_it_reached(tiny_llama_dir, tmp_path, monkeypatch, kind, accumulate, every,
+                                                       kills, resumed_from):
+    """2 epochs of 4 batches, killed (and rerun) after ``kills`` batches per process: the last rerun trains on the
+    uninterrupted fit's batches from ``resumed_from`` on, in its order, and ends with its rewards."""
     import pytorch_lightning as pl
 
     from fac_lightning.finetune.reward import RewardModule
 
     cfg = compose_config([*tiny_backbone_overrides(tiny_llama_dir), f"finetune={kind}", "finetune.epochs=2",
-                          "finetune.batch_size=2", "finetune.accumulate_grad_batches=1", "finetune.lr=1e-2",
-                          "finetune.checkpoint_every_n_steps=3", "finetune.max_length=64", "logger=csv",
-                          f"paths.output_dir={tmp_path}", *(["finetune.lora_dropout=0"] if kind == "reward_lora" else [])])
+                          "finetune.batch_size=2", f"finetune.accumulate_grad_batches={accumulate}",
+                          "finetune.lr=1e-2", f"finetune.checkpoint_every_n_steps={every}", "finetune.max_length=64",
+                          "logger=csv", f"paths.output_dir={tmp_path}",
+                          *(["finetune.lora_dropout=0"] if kind == "reward_lora" else [])])
     backbone = load_backbone(cfg.backbone, CACHE_DIR)
     rows, test = planted_pairs(8), planted_pairs(6, offset=100)
     original = RewardModule.training_step
 
-    def train(work, kill_at: int | None = None) -> list:
+    def train(work, kill_at: int | None = None) -> tuple[list, object]:
         seen = []
 
         def recorded_step(self, batch, batch_idx):
@@ -92,8 +99,11 @@ def test_a_fit_killed_mid_epoch_resumes_at_the_batch_it_reached(tiny_llama_dir, 
         return seen, finetune.load(work, backbone).score([r["prompt"] + r["chosen"] for r in test])
 
     uninterrupted, rewards = train(tmp_path / "uninterrupted")
-    with pytest.raises((KeyboardInterrupt, SystemExit)):
-        train(tmp_path / "killed", kill_at=7)
+    for kill_at in kills:
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            train(tmp_path / "killed", kill_at)
     resumed, resumed_rewards = train(tmp_path / "killed")
-    assert len(uninterrupted) == 8 and resumed == uninterrupted[6:]
+    assert len(uninterrupted) == 8 and len(set(uninterrupted[:4])) == 4
+    assert uninterrupted[4:] != uninterrupted[:4]  # each epoch has its own order
+    assert resumed == uninterrupted[resumed_from:]
     assert resumed_rewards == pytest.approx(rewards, abs=1e-5)
