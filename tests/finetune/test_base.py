@@ -1,0 +1,18 @@
+"""The finetune artifact: what its key covers."""
+
+from fac_lightning.backbone import load_backbone
+from fac_lightning.finetune.base import build_finetune, train_model
+from tests.conftest import CACHE_DIR, compose_config, tiny_backbone_overrides
+from tests.finetune.test_reward import planted_pairs
+
+
+def test_the_checkpoint_interval_is_not_part_of_the_model_key_and_the_training_settings_are(tiny_llama_dir, tmp_path):
+    def model_folder(*overrides):
+        cfg = compose_config([*tiny_backbone_overrides(tiny_llama_dir), "task=reward", "finetune=reward_head",
+                              "finetune.epochs=1", "finetune.max_length=64", "logger=csv", *overrides], tmp_path)
+        backbone = load_backbone(cfg.backbone, CACHE_DIR)
+        return train_model(build_finetune(cfg.finetune), planted_pairs(4), backbone, cfg, None)
+
+    trained = model_folder()
+    assert model_folder("finetune.checkpoint_every_n_steps=1") == trained  # reused: the same model
+    assert model_folder("finetune.lr=1e-3") != trained
