@@ -16,3 +16,12 @@ def test_the_checkpoint_interval_is_not_part_of_the_model_key_and_the_training_s
     trained = model_folder()
     assert model_folder("finetune.checkpoint_every_n_steps=1") == trained  # reused: the same model
     assert model_folder("finetune.lr=1e-3") != trained
+
+
+def test_a_negative_checkpoint_interval_is_named():
+    import pytest
+
+    from fac_lightning.config import validate_config
+
+    with pytest.raises(Exception, match=r"finetune.checkpoint_every_n_steps=-1: must be >= 0"):
+        validate_config(compose_config(["task=reward", "finetune=reward_lora", "finetune.checkpoint_every_n_steps=-1"]))
