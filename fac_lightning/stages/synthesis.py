@@ -11,6 +11,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import (
@@ -41,11 +42,13 @@ log = logging.getLogger(__name__)
 def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
     """Keyed by what determines the rows and their measurement: the feature space (backbone with its dtype and max
     length, SAE, task data and rubric, scoring, delta, relevance and its judge) and the strategy with its prompts;
-    for generative strategies also the generator, budget and seed (real data does not depend on them)."""
+    for budgeted strategies also the budget and seed, and the generator of those that generate (real data depends on
+    none of them)."""
     task = {k: v for k, v in OmegaConf.to_container(cfg.task).items()
             if k not in ("parts", "background_part", "background_rows", "prompt_fields")}
     backbone = {k: cfg.backbone[k] for k in (*BACKBONE_KEYS, "dtype", "max_length")}
-    generation = (cfg.generator, cfg.n_samples, cfg.seed) if strategy.generative else None
+    generation = ((cfg.generator if strategy.generative else None, cfg.n_samples, cfg.seed) if strategy.budgeted
+                  else None)
     judge = cfg.generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
     key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, task,
                       parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), cfg.features,
@@ -58,7 +61,7 @@ def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None, strat
     if strategy is None:  # called on its own (synthesize.py): everything is checked before any model loads
         preflight(cfg)
         strategy = build_strategy(cfg)
-        task_part(strategy.task, strategy.part, cfg.paths.data_dir)  # a bad data row fails now, naming its row
+        strategy.check_part(task_part(strategy.task, strategy.part, cfg.paths.data_dir))  # a bad row fails now
     check_feature_space(cfg, strategy.generative)
     # real rows are cheap to write again; sampled rows cost generation time, so a corrupted set is refused
     return ensure_artifact(synthetic_artifact_dir(cfg, strategy),
@@ -94,27 +97,30 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, w
                            batch_size=cfg.features.batch_size, max_length=backbone.cfg.max_length)
     context = SynthesisContext(
         delta=space.delta, missing=[int(f) for f in missing], records=space.records, spans=space.anchor.spans,
+        anchor=space.anchor, table=lambda name, conversations: space.table(name, conversations, cfg),
         anchor_demos=[strategy.conversation_demo(c) for c in anchor_set(cfg)[0]],
         seed_demos=[strategy.demo(r) for r in seed_rows], seed_texts=[strategy.format.query(r) for r in seed_rows],
         scorer=scorer, tokenizer=backbone.tokenizer, data_dir=cfg.paths.data_dir)
     generator = (build_generator(component_config(cfg.generator, GENERATORS), backbone)
                  if strategy.generative else None)
     writer = strategy.writer(work)
-    log.info("synthesis=%s: %d missing features, budget %s rows", strategy.name, len(missing),
-             cfg.n_samples if strategy.generative else "none (real data)")
+    log.info("synthesis=%s: %d missing features, budget %s", strategy.name, len(missing),
+             cfg.n_samples if strategy.budgeted else "none (real data)")
     strategy.run(writer, generator, context)
     rows = writer.rows
     measured = [r for r in rows if strategy.format.measured(r, strategy.task.label)]
-    table = space.table(f"{cfg.task.name}-{strategy.name}", [strategy.format.scored(r) for r in measured], cfg) \
-        if measured else None
+    conversations = [strategy.format.scored(r) for r in measured]
+    table = space.table(f"{cfg.task.name}-{strategy.name}", conversations, cfg) if measured else None
+    tokens = [len(ids) for ids in scorer.tokenize(conversations)[0]]  # what the SAE scored: row length confounds FAC
     write_json_atomic(work / "manifest.json", {
         "stage": "synthesis", "strategy": strategy.name, "generator": generator.name if generator else None,
-        "rows": len(rows), "measured_rows": len(measured), "n_samples": cfg.n_samples if strategy.generative else None,
+        "rows": len(rows), "measured_rows": len(measured), "n_samples": cfg.n_samples if strategy.budgeted else None,
         "rejections": dict(writer.rejections), "tallies": dict(writer.tallies), "units": writer.units_done,
         "missing_features": len(missing), "relevant_anchor_features": int(space.relevant_anchor().sum()),
         "fac": space.coverage(table),
         "missing_features_covered": int(table.active(space.delta)[missing].sum()) if table else 0,
-        "text": text_metrics([strategy.format.query(r) for r in measured]) if measured else {},
+        "text": {**text_metrics([strategy.format.query(r) for r in measured]), "mean_tokens": float(np.mean(tokens))}
+        if measured else {},
         "seconds": time.time() - started, "config": OmegaConf.to_container(cfg, resolve=True),
     })
     (work / "state.json").unlink(missing_ok=True)  # a run that finished no unit wrote none

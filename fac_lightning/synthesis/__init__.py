@@ -1,4 +1,4 @@
-"""Synthesis strategies (``synthesis=fac | self_instruct | magpie | seed_only | full_dataset``), one module each,
+"""Synthesis strategies (``synthesis=fac | self_instruct | magpie | seed_only | full_dataset | select_fac | select_random | select_anti``), one module each,
 registered in ``STRATEGIES``."""
 
 from fac_lightning.registry import Registry

@@ -178,7 +178,9 @@ class Strategy:
     row_formats: tuple[str, ...] = ("query",)
     """The ``task.row_format`` values this strategy can produce."""
     generative = True
-    """False for real-data strategies: no generator is built, the budget does not apply."""
+    """False for strategies that read real rows (real data, selection): no generator is built."""
+    budgeted = True
+    """Whether the budget ``n_samples`` and the seed decide the rows (False for real data: every row of a part)."""
     background = True
     """Whether the task's background rows join this strategy's rows in a training set."""
     part = "seed"
@@ -239,6 +241,9 @@ class Strategy:
         """Unit indices (the run also stops as soon as the writer is full). By default three times the units a
         budget of ``prompts_per_call``-prompt calls needs, so a generator that keeps failing cannot loop forever."""
         yield from range(3 * math.ceil(self.n_samples / max(self.cfg.prompts_per_call, 1)))
+
+    def check_part(self, examples: list) -> None:
+        """Checks of the real examples of ``part`` that must fail before any model loads (selection: the pool)."""
 
     def start(self) -> None:
         """Checks and set-up that need the context (e.g. fac's missing features); runs before the first unit."""

@@ -1,11 +1,13 @@
 """What a strategy may use besides its config: the feature space, the missing features, the task's data."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from fac_lightning.data.conversations import Conversation
 from fac_lightning.features.scorer import FeatureScorer
+from fac_lightning.features.table import FeatureTable
 
 
 @dataclass
@@ -17,6 +19,10 @@ class SynthesisContext:
     """Relevance evidence per feature (judge explanations when relevance=llm_judge)."""
     spans: dict
     """Top-activating anchor spans per feature."""
+    anchor: FeatureTable
+    """The anchor's table (frequencies and mean activations of the features)."""
+    table: Callable[[str, list[Conversation]], FeatureTable]
+    """The cached feature table of a named data set (scored once, then read from its artifact)."""
     anchor_demos: list[str]
     """Each anchor sample written as the strategy's template writes a row (``Strategy.conversation_demo``), indexed
     as the spans' ``sample``."""

@@ -21,6 +21,7 @@ class RealDataConfig(SynthesisConfig):
 
 class RealData(Strategy):
     generative = False
+    budgeted = False
     row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
     """Formats whose rows a task part's examples make (``RowFormat.from_example``)."""
 

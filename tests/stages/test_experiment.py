@@ -121,7 +121,19 @@ def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir
 def test_a_finetune_that_cannot_read_the_task_rows_is_refused_before_loading():
     with pytest.raises(ValueError, match="finetune=classifier_head trains on \\['query'\\].*"
                                          "task.row_format='preference_pair'"):
-        plan(compose_config(["task=reward"]))
+        plan(compose_config(["task=reward", "finetune=classifier_head"]))
+
+
+@pytest.mark.parametrize("task,finetune,benchmark", [
+    ("toxicity", "classifier_head", "toxicchat"), ("reward", "reward_head", "hh_pairs"),
+    ("sycophancy", "caa_vector", "caa_ab"), ("instruction", "sft_lora", "alpacaeval"),
+])
+def test_a_task_names_its_finetune_and_benchmark_and_the_command_line_wins(task, finetune, benchmark):
+    cfg = compose_config([f"task={task}"])
+    assert (cfg.finetune.kind, cfg.benchmark.name) == (finetune, benchmark)
+    if task != "instruction":  # offline, AlpacaEval needs the held-out half that experiment=instruction_table1 sets
+        plan(cfg)  # a chain that fits together
+    assert compose_config([f"task={task}", "finetune=classifier_lora"]).finetune.kind == "classifier_lora"
 
 
 def test_a_benchmark_for_another_model_kind_is_refused_before_loading(monkeypatch):
