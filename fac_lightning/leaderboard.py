@@ -16,8 +16,10 @@ the experiment logs to W&B, so a W&B group and a folder of ``metrics.json`` give
 
 import json
 import math
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hydra.experimental.callback import Callback
 from scipy import stats
@@ -130,8 +132,8 @@ def mean_std(values: pd.Series) -> str:
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (strategy, swept key values): seeds, each benchmark metric and FAC as mean ± std over the
-    group's runs, mean train rows; sorted by the mean of the primary metric, descending."""
+    """One row per (strategy, swept key values): seeds, each benchmark metric and the three FAC variants as mean ± std
+    over the group's runs, the mean backbone tokens per measured row (where runs record it), mean train rows; sorted by the mean of the primary metric, descending."""
     _, primary = benchmark_of(runs)
     keys = swept_keys(runs)
     metrics = [f"benchmark/{primary}"] + [c for c in runs.columns
@@ -141,7 +143,10 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     for values, group in runs.groupby(["strategy", *keys], sort=False, dropna=False):
         rows.append({"strategy": values[0], **dict(zip(keys, values[1:], strict=True)), "seeds": len(group),
                      **{m[len("benchmark/"):]: mean_std(group[m]) for m in metrics},
-                     "FAC": mean_std(group["fac"]), "train rows": _int_mean(group["train_rows"]),
+                     "FAC": mean_std(group["fac"]), "FAC freq": mean_std(group["fac_frequency"]),
+                     "FAC mag": mean_std(group["fac_magnitude"]),
+                     **({"tokens/row": round(group[LENGTH].mean(), 1)} if LENGTH in group else {}),
+                     "train rows": _int_mean(group["train_rows"]),
                      "_rank": group[f"benchmark/{primary}"].mean()})
     table = pd.DataFrame(rows).sort_values("_rank", ascending=False, kind="stable", na_position="last")
     return table.drop(columns="_rank").reset_index(drop=True)
@@ -152,21 +157,120 @@ def _int_mean(values: pd.Series):
     return None if math.isnan(mean) else round(mean)
 
 
-def correlations(runs: pd.DataFrame) -> pd.DataFrame:
-    """Pearson r and Spearman rho over runs of FAC (binary, frequency, magnitude) and each text-diversity
-    metric vs the primary benchmark metric, with the number of runs that have both; NaN under 3 points or when
-    either is constant."""
+LENGTH = "text/mean_tokens"
+"""Mean backbone tokens of a run's measured rows: longer rows activate more features and train better classifiers,
+so every correlation is also given with this held fixed (partial correlation)."""
+CONFIDENCE = 0.95
+
+
+def _pearson_ci(r: float, n: int, controls: int = 0) -> tuple[float, float]:
+    """Fisher-z interval of a (partial, with ``controls`` variables held fixed) Pearson correlation."""
+    if n - 3 - controls < 1 or not math.isfinite(r):
+        return math.nan, math.nan
+    half = stats.norm.ppf(0.5 + CONFIDENCE / 2) / math.sqrt(n - 3 - controls)
+    z = math.atanh(min(max(r, -0.999999), 0.999999))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def _spearman_along(x, y, axis=-1):
+    """Spearman rho along ``axis`` (vectorized for scipy's bootstrap): Pearson of the ranks."""
+    rx, ry = stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis)
+    rx, ry = rx - rx.mean(axis=axis, keepdims=True), ry - ry.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(axis=axis) / np.sqrt((rx**2).sum(axis=axis) * (ry**2).sum(axis=axis))
+
+
+def _residuals(v: np.ndarray, z: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones_like(z), z])
+    return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
+
+
+def correlation(x: pd.Series, y: pd.Series, z: pd.Series | None = None) -> dict:
+    """Pearson r (95 % CI: Fisher z, as scipy's ``confidence_interval``), Spearman rho (95 % CI: paired percentile
+    bootstrap, 2,000 resamples, seeded) and, given ``z``, the partial Pearson r of x and y with z held fixed (linear
+    residuals; Fisher z with one control). NaN under 3 points (partial: 4) or when a variable is constant."""
+    both = pd.DataFrame({"x": x, "y": y, "z": z if z is not None else 0.0}).astype(float).dropna()
+    out = dict.fromkeys(["pearson_r", "pearson_lo", "pearson_hi", "spearman_rho", "spearman_lo", "spearman_hi",
+                         "partial_r", "partial_lo", "partial_hi"], math.nan)
+    out["points"] = len(both)
+    if len(both) < 3 or both.x.nunique() < 2 or both.y.nunique() < 2:
+        return out
+    fit = stats.pearsonr(both.x, both.y)
+    out["pearson_r"] = float(fit.statistic)
+    if len(both) > 3:
+        out["pearson_lo"], out["pearson_hi"] = map(float, fit.confidence_interval(CONFIDENCE))
+    out["spearman_rho"] = float(stats.spearmanr(both.x, both.y).statistic)
+    with warnings.catch_warnings():  # resamples that repeat one point give NaN; the percentiles skip them
+        warnings.simplefilter("ignore")
+        boot = stats.bootstrap((both.x.to_numpy(), both.y.to_numpy()), _spearman_along, paired=True,
+                               vectorized=True, n_resamples=2000, confidence_level=CONFIDENCE, method="percentile",
+                               rng=np.random.default_rng(0))
+    out["spearman_lo"], out["spearman_hi"] = map(float, boot.confidence_interval)
+    if z is not None and len(both) >= 4 and both.z.nunique() > 1:
+        rx, ry = _residuals(both.x.to_numpy(), both.z.to_numpy()), _residuals(both.y.to_numpy(), both.z.to_numpy())
+        if np.std(rx) > 1e-12 and np.std(ry) > 1e-12:
+            out["partial_r"] = float(np.corrcoef(rx, ry)[0, 1])
+            out["partial_lo"], out["partial_hi"] = _pearson_ci(out["partial_r"], len(both), controls=1)
+    return out
+
+
+def correlations(runs: pd.DataFrame, within: list[str] = ()) -> pd.DataFrame:
+    """Per metric (FAC binary, frequency, magnitude, then each text metric, mean row length among them) its
+    correlation with the primary benchmark metric over runs (``correlation``: Pearson, Spearman, partial given
+    ``text/mean_tokens`` where runs record it), with the number of runs that have both. ``within``: swept keys; one
+    block per combination of their values (e.g. per budget, so set size does not drive the correlation)."""
     _, primary = benchmark_of(runs)
-    target = runs[f"benchmark/{primary}"]
-    rows = []
     text = [c for c in runs.columns if c.startswith("text/")]
-    for metric in ["fac", "fac_frequency", "fac_magnitude", *text]:
-        both = pd.DataFrame({"x": runs[metric], "y": target}).astype(float).dropna()
-        r = rho = math.nan
-        if len(both) >= 3 and both.x.nunique() > 1 and both.y.nunique() > 1:
-            r, rho = float(stats.pearsonr(both.x, both.y)[0]), float(stats.spearmanr(both.x, both.y)[0])
-        rows.append({"metric": metric, "pearson_r": r, "spearman_rho": rho, "points": len(both)})
+    length = runs.get(LENGTH)
+    within = list(within)
+    values = runs.assign(**{k: [o.get(k, DEFAULT) for o in runs["overrides"]] for k in within})
+    rows = []
+    groups = [((), values)] if not within else sorted(
+        ((v if isinstance(v, tuple) else (v,), g) for v, g in values.groupby(within, sort=False)),
+        key=lambda item: [_natural(v) for v in item[0]])
+    for group_values, group in groups:
+        for metric in ["fac", "fac_frequency", "fac_magnitude", *text]:
+            z = None if length is None or metric == LENGTH else length.loc[group.index]
+            rows.append({**dict(zip(within, group_values, strict=True)), "metric": metric,
+                         **correlation(group[metric], group[f"benchmark/{primary}"], z)})
     return pd.DataFrame(rows)
+
+
+def _natural(value: str) -> tuple:
+    """Sort key of a swept value: numbers by value (10 before 100), then the rest as text."""
+    number = _num(value)
+    return (0, number, "") if math.isfinite(number) else (1, 0.0, str(value))
+
+
+def _with_ci(value: float, lo: float, hi: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f}" + ("" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]")
+
+
+def correlation_markdown(corr: pd.DataFrame, primary: str, within: list[str] = ()) -> str:
+    """The correlations with their 95 % CIs, rows with fewer than 3 runs left out; ``within``: one column per
+    combination of the keys' values, a table each for Pearson, Spearman and partial-given-length."""
+    corr = corr[corr.points >= 3]
+    if corr.empty:
+        return f"No correlation with {primary}: fewer than 3 runs share a metric.\n"
+    cells = corr.assign(pearson=[_with_ci(r.pearson_r, r.pearson_lo, r.pearson_hi) for r in corr.itertuples()],
+                        spearman=[_with_ci(r.spearman_rho, r.spearman_lo, r.spearman_hi) for r in corr.itertuples()],
+                        partial=[_with_ci(r.partial_r, r.partial_lo, r.partial_hi) for r in corr.itertuples()])
+    names = {"pearson": "Pearson r [95% CI]", "spearman": "Spearman rho [95% CI]",
+             "partial": f"partial r given {LENGTH} [95% CI]"}
+    if not within:
+        return (f"Correlation with {primary} over runs:\n\n"
+                + cells[["metric", "points", *names]].rename(columns=names).to_markdown(index=False) + "\n")
+    label = cells[list(within)].astype(str).apply(lambda r: ", ".join(f"{k}={v}" for k, v in r.items()), axis=1)
+    cells = cells.assign(group=label)
+    parts = []
+    for column, name in names.items():
+        table = cells.pivot(index="metric", columns="group", values=column).reindex(
+            index=list(dict.fromkeys(cells.metric)), columns=list(dict.fromkeys(cells.group)))
+        parts.append(f"{name} with {primary}, within each {' x '.join(within)} (runs per cell: "
+                     f"{'/'.join(str(p) for p in cells.points.unique())}):\n\n{table.to_markdown()}\n")
+    return "\n".join(parts)
 
 
 def write_leaderboard(folder: str | Path, out_dir: str | Path) -> dict:
@@ -189,16 +293,20 @@ def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> d
     import matplotlib.pyplot as plt
 
     runs = runs.dropna(axis=1, how="all")  # another benchmark's metric columns
-    table, corr = leaderboard(runs), correlations(runs)
+    table, corr, keys = leaderboard(runs), correlations(runs), swept_keys(runs)
+    within = correlations(runs, within=keys) if keys else None
     bench, primary = benchmark_of(runs)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"leaderboard{suffix}.csv", index=False)
+    corr.to_csv(out / f"correlations{suffix}.csv", index=False)
     examples = "/".join(str(e) for e in runs["examples"].drop_duplicates())
     tasks = ", ".join(str(t) for t in runs["task"].drop_duplicates())
     markdown = (f"Benchmark: {bench} ({examples} examples; task {tasks}), ranked by {primary}; mean ± std over seeds, "
-                f"{len(runs)} runs.\n\n" + table.to_markdown(index=False)
-                + f"\n\nCorrelation with {primary} over runs:\n\n"
-                + corr.to_markdown(index=False, floatfmt=".3f") + "\n")
+                f"{len(runs)} runs.\n\n" + table.to_markdown(index=False) + "\n\n"
+                + correlation_markdown(corr, primary))
+    if within is not None and within[keys].drop_duplicates().shape[0] > 1:
+        within.to_csv(out / f"correlations_within{suffix}.csv", index=False)
+        markdown += "\n" + correlation_markdown(within, primary, keys)
     (out / f"leaderboard{suffix}.md").write_text(markdown)
     fac = corr.set_index("metric").loc["fac"]
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -206,7 +314,7 @@ def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> d
         ax.scatter(group["fac"], group[f"benchmark/{primary}"], label=strategy)
     ax.set_xlabel("FAC of the training set")
     ax.set_ylabel(f"{primary} ({bench})")
-    ax.set_title(f"Pearson r = {fac.pearson_r:.2f}, Spearman rho = {fac.spearman_rho:.2f}")
+    ax.set_title(f"Pearson r = {fac.pearson_r:.2f}, Spearman rho = {fac.spearman_rho:.2f} ({fac.points} runs)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / f"fac_vs_{primary}{suffix}.png", dpi=120)

@@ -5,6 +5,7 @@ import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import wandb
@@ -83,6 +84,7 @@ def test_wandb_group_and_folder_give_the_same_leaderboard(tmp_path, monkeypatch)
     assert from_folder.iloc[0].to_dict() == {"strategy": "fac", "seeds": 2, "auprc": "0.650 ± 0.071",
                                              "f1": "0.500 ± 0.000", "precision": "0.600 ± 0.000",
                                              "recall": "0.400 ± 0.000", "FAC": "0.850 ± 0.071",
+                                             "FAC freq": "0.425 ± 0.035", "FAC mag": "0.900 ± 0.000",
                                              "train rows": 1050}
     assert list(from_folder.strategy) == ["fac", "magpie"]
     with pytest.raises(FileNotFoundError, match="other"):
@@ -138,7 +140,8 @@ def test_ranks_by_the_primary_metric_of_any_benchmark():
                  metrics("none", 0, -0.20, 0.1, name="sst2", primary="accuracy"))
     table = leaderboard(runs)
     assert list(table.strategy) == ["magpie", "fac", "none"]  # macro_f1 (1 - accuracy) ranks the other way
-    assert list(table.columns) == ["strategy", "seeds", "accuracy", "macro_f1", "FAC", "train rows"]
+    assert list(table.columns) == ["strategy", "seeds", "accuracy", "macro_f1", "FAC", "FAC freq", "FAC mag",
+                                   "train rows"]
     assert table.accuracy.tolist() == ["0.830 ± 0.000", "0.610 ± 0.000", "-0.200 ± 0.000"]
 
 
@@ -163,6 +166,38 @@ def test_correlations_match_scipy_and_are_nan_when_undefined():
     assert two.loc["fac", "points"] == 2 and math.isnan(two.loc["fac", "pearson_r"])
 
 
+def test_correlation_intervals_and_the_partial_correlation_given_length():
+    rng = np.random.default_rng(0)
+    tokens = rng.uniform(10, 60, 40)
+    fac = tokens / 60 + rng.normal(0, 0.05, 40)  # coverage that is row length and nothing else
+    score = 0.1 + tokens / 200 + rng.normal(0, 0.02, 40)
+    runs = frame(*(metrics("select", i, s, f, text={"mean_tokens": t}) for i, (f, s, t) in
+                   enumerate(zip(fac, score, tokens, strict=True))))
+    row = correlations(runs).set_index("metric").loc["fac"]
+    low, high = stats.pearsonr(fac, score).confidence_interval(0.95)
+    assert (row.pearson_lo, row.pearson_hi) == (pytest.approx(low), pytest.approx(high))
+    assert row.pearson_r > 0.8 and row.spearman_lo < row.spearman_rho < row.spearman_hi
+    residual = [np.polynomial.polynomial.Polynomial.fit(tokens, v, 1) for v in (fac, score)]
+    expected = np.corrcoef(fac - residual[0](tokens), score - residual[1](tokens))[0, 1]
+    assert row.partial_r == pytest.approx(expected) and row.partial_lo < 0 < row.partial_hi  # length explains it
+    length = correlations(runs).set_index("metric").loc["text/mean_tokens"]
+    assert length.pearson_r > 0.8 and math.isnan(length.partial_r)
+
+
+def test_correlations_within_each_budget(tmp_path):
+    runs = [metrics(s, seed, 0.1 * seed + (0.3 if s == "select_fac" else 0.1) + n / 1000, f + n / 1000,
+                    [f"synthesis={s}", f"n_samples={n}", f"seed={seed}"], text={"mean_tokens": 20 + seed})
+            for n in (10, 50) for s, f in (("select_fac", 0.9), ("select_anti", 0.3)) for seed in (0, 1)]
+    within = correlations(frame(*runs), within=["n_samples"])
+    assert within.n_samples.unique().tolist() == ["10", "50"] and within.points.unique().tolist() == [4]
+    write_runs(tmp_path / "runs", runs)
+    markdown = write_leaderboard(tmp_path / "runs", tmp_path / "board")["markdown"]
+    assert "Pearson r [95% CI] with auprc, within each n_samples" in markdown
+    assert "| n_samples=10 " in markdown.replace("|   n_samples=10", "| n_samples=10")
+    assert (tmp_path / "board" / "correlations_within.csv").exists()
+    assert "tokens/row" in markdown
+
+
 def test_mixing_benchmarks_raises():
     runs = frame(metrics("fac", 0, 0.6, 0.9), metrics("fac", 0, 0.6, 0.9, name="sst2", primary="accuracy"))
     with pytest.raises(ValueError, match="sst2.*toxicchat|toxicchat.*sst2"):
@@ -182,7 +217,7 @@ def test_write_leaderboard_writes_table_markdown_and_plot(tmp_path):
     markdown = (board / "leaderboard.md").read_text()
     assert markdown == result["markdown"]
     assert markdown.startswith("Benchmark: toxicchat (840 examples; task toxicity), ranked by auprc")
-    assert "| fac " in markdown and "text/distinct_2" in markdown and "pearson_r" in markdown
+    assert "| fac " in markdown and "text/distinct_2" in markdown and "Pearson r [95% CI]" in markdown
     assert (board / "fac_vs_auprc.png").stat().st_size > 1000
     assert result["runs"] == 4 and [r["strategy"] for r in result["rows"]] == ["fac", "magpie"]
     fac = next(c for c in result["correlations"] if c["metric"] == "fac")
