@@ -30,7 +30,12 @@ from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.relevance import RELEVANCE
-from fac_lightning.stages.feature_space import anchor_set, build_feature_space, check_feature_space
+from fac_lightning.stages.feature_space import (
+    FeatureSpace,
+    anchor_set,
+    build_feature_space,
+    check_feature_space,
+)
 from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.sae import BACKBONE_KEYS
 from fac_lightning.synthesis.base import Strategy, build_strategy
@@ -86,21 +91,28 @@ def read_rows(folder: str | Path) -> list[dict]:
     return rows
 
 
-def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, work: Path) -> None:
-    started = time.time()
-    backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
-    space = build_feature_space(cfg, backbone)
+def synthesis_context(cfg: DictConfig, strategy: Strategy, space: FeatureSpace) -> SynthesisContext:
+    """What the strategy may use: the missing features F(anchor) ∩ R \\ F(seed), the anchor's spans and table, the
+    seed and anchor rows as the strategy shows them, and the scorer."""
     seed = task_part(strategy.task, "seed", cfg.paths.data_dir)
     seed_rows = [strategy.format.from_example(e) for e in seed]
     missing = space.missing(space.table(f"{cfg.task.name}-seed", [e.conversation for e in seed], cfg))
-    scorer = FeatureScorer(backbone, space.sae, cfg.features.positions, cfg.features.topk_per_token,
-                           batch_size=cfg.features.batch_size, max_length=backbone.cfg.max_length)
-    context = SynthesisContext(
+    scorer = FeatureScorer(space.backbone, space.sae, cfg.features.positions, cfg.features.topk_per_token,
+                           batch_size=cfg.features.batch_size, max_length=space.backbone.cfg.max_length)
+    return SynthesisContext(
         delta=space.delta, missing=[int(f) for f in missing], records=space.records, spans=space.anchor.spans,
         anchor=space.anchor, table=lambda name, conversations: space.table(name, conversations, cfg),
         anchor_demos=[strategy.conversation_demo(c) for c in anchor_set(cfg)[0]],
         seed_demos=[strategy.demo(r) for r in seed_rows], seed_texts=[strategy.format.query(r) for r in seed_rows],
-        scorer=scorer, tokenizer=backbone.tokenizer, data_dir=cfg.paths.data_dir)
+        scorer=scorer, tokenizer=space.backbone.tokenizer, data_dir=cfg.paths.data_dir)
+
+
+def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, work: Path) -> None:
+    started = time.time()
+    backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
+    space = build_feature_space(cfg, backbone)
+    context = synthesis_context(cfg, strategy, space)
+    missing, scorer = context.missing, context.scorer
     generator = (build_generator(component_config(cfg.generator, GENERATORS), backbone)
                  if strategy.generative else None)
     writer = strategy.writer(work)

@@ -78,8 +78,8 @@ class Pick:
     criterion: str
     """What decided the pick: the weighting's gain, ``frequency`` (after full cover), ``random`` or the length
     ``stratum`` it was matched in."""
-    new_missing: int
-    """Missing features this row covered that the rows before it had not."""
+    new_features: list[int]
+    """The missing features (SAE latent ids) this row covered that the rows before it had not."""
 
 
 class CoverState:
@@ -102,16 +102,19 @@ class CoverState:
         primary_N = frequency_N if self.weighting == "frequency" else self.active_NM @ (uncovered_M * self.weight_M)
         return primary_N, self.active_NM @ (uncovered_M * self.anchor_count_M), frequency_N
 
-    def add(self, row: int) -> int:
-        new = int(((self.active_NM[row] > 0) & (self.count_M == 0)).sum())
+    def add(self, row: int) -> np.ndarray:
+        """Count the row in; returns the (column) positions of the features it newly covers."""
+        new_M = np.flatnonzero((self.active_NM[row] > 0) & (self.count_M == 0))
         self.count_M += self.active_NM[row]
-        return new
+        return new_M
 
 
 def greedy_cover(state: CoverState, cost_N: np.ndarray, budget: float, rng: np.random.Generator,
-                 least: bool = False) -> list[Pick]:
+                 least: bool = False, feature_ids: np.ndarray | None = None) -> list[Pick]:
     """Rows in greedy order until the budget is spent: each step the largest (``least``: smallest) gain per cost,
-    compared lexicographically as (gain, anchor frequency of the new features, frequency gain, seeded random)."""
+    compared lexicographically as (gain, anchor frequency of the new features, frequency gain, seeded random).
+    ``feature_ids``: the SAE latent of each column (default: the column index)."""
+    feature_ids = np.arange(state.active_NM.shape[1]) if feature_ids is None else feature_ids
     tiebreak_N = rng.permutation(len(cost_N)).astype(np.float64)
     available_N, spent, picks = np.ones(len(cost_N), dtype=bool), 0.0, []
     while True:
@@ -125,7 +128,7 @@ def greedy_cover(state: CoverState, cost_N: np.ndarray, budget: float, rng: np.r
         row = int(candidates[0] if least else candidates[-1])
         criterion = ("least_gain" if least else state.weighting if primary_N[row] > 0
                      else "frequency" if frequency_N[row] > 0 else "random")
-        picks.append(Pick(row, criterion, state.add(row)))
+        picks.append(Pick(row, criterion, feature_ids[state.add(row)].tolist()))
         available_N[row] = False
         spent += cost_N[row]
 
@@ -205,13 +208,13 @@ class Selection(Strategy):
         anchor, delta, missing = self.context.anchor, self.context.delta, self.context.missing
         state = CoverState(self.scores_NM > delta, anchor.active_counts(delta)[missing], anchor.num_samples,
                            anchor.mean_active_score(delta)[missing], self.cfg.weighting, self.n_samples)
-        return greedy_cover(state, *self.budget(), self.rng, least)
+        return greedy_cover(state, *self.budget(), self.rng, least, np.asarray(missing))
 
-    def with_new_missing(self, rows: list[int], criterion: str) -> list[Pick]:
+    def with_new_features(self, rows: list[int], criterion: str) -> list[Pick]:
         covered, picks = np.zeros(self.scores_NM.shape[1], dtype=bool), []
         for row in rows:
             active_M = self.scores_NM[row] > self.context.delta
-            picks.append(Pick(row, criterion, int((active_M & ~covered).sum())))
+            picks.append(Pick(row, criterion, np.asarray(self.context.missing)[active_M & ~covered].tolist()))
             covered |= active_M
         return picks
 
@@ -225,7 +228,7 @@ class Selection(Strategy):
         pick = self.picks[unit]
         writer.keep({**self.pool[pick.row], "provenance": {
             "strategy": self.name, "pool": self.part, "pool_row": pick.row, "order": unit, "seed": self.seed,
-            "criterion": pick.criterion, "new_missing_features": pick.new_missing,
+            "criterion": pick.criterion, "new_missing_features": pick.new_features,
             "tokens": int(self.tokens_N[pick.row])}})
 
 
@@ -245,7 +248,7 @@ class SelectAnti(Selection):
 class SelectRandom(Selection):
     def select(self):
         if self.cfg.match_length_of is None:
-            return self.with_new_missing(random_fill(*self.budget(), self.rng), "random")
+            return self.with_new_features(random_fill(*self.budget(), self.rng), "random")
         reference = [p.row for p in self.cover(least=self.cfg.match_length_of == "select_anti")]
-        return self.with_new_missing(length_matched(reference, self.tokens_N, self.cfg.length_strata, self.rng),
+        return self.with_new_features(length_matched(reference, self.tokens_N, self.cfg.length_strata, self.rng),
                                      "stratum")

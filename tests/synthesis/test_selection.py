@@ -41,16 +41,16 @@ def state(active_NM=PLANTED_NM, weighting="binary", target_rows=3, anchor_count_
 def test_greedy_cover_finds_the_planted_optimum_and_says_why_each_row_was_taken():
     picks = greedy_cover(state(), np.ones(6), 3, np.random.default_rng(0))
     assert [p.row for p in picks] == [2, 3, 4]
-    assert [p.new_missing for p in picks] == [3, 3, 1] and {p.criterion for p in picks} == {"binary"}
+    assert [p.new_features for p in picks] == [[4, 5, 6], [0, 1, 2], [3]] and {p.criterion for p in picks} == {"binary"}
     least = greedy_cover(state(), np.ones(6), 3, np.random.default_rng(0), least=True)
-    assert least[0].row == 5 and sum(p.new_missing for p in least) < 7
+    assert least[0].row == 5 and sum(len(p.new_features) for p in least) < 7
 
 
 def test_after_full_cover_the_frequency_gain_decides():
     active_NM = np.array([[1, 1], [1, 0], [0, 1], [1, 1]], dtype=bool)
     picks = greedy_cover(state(active_NM, target_rows=4, anchor_count_M=np.array([50, 50])), np.ones(4), 3,
                          np.random.default_rng(0))  # each feature's anchor frequency in 4 rows: 2 rows
-    assert picks[0].criterion == "binary" and picks[0].new_missing == 2
+    assert picks[0].criterion == "binary" and picks[0].new_features == [0, 1]
     assert {picks[0].row, picks[1].row} == {0, 3} and picks[1].criterion == "frequency"  # the other two-feature row
     assert picks[2].criterion == "random"  # both features at their anchor frequency: nothing left to gain
 
@@ -102,7 +102,9 @@ def test_the_three_modes_draw_budget_rows_from_the_same_pool_in_every_row_format
             provenance = row.pop("provenance")
             assert provenance["strategy"] == mode and row == pool[provenance["pool_row"]]
         assert len({r["provenance"]["pool_row"] for r in read_rows(folder)}) == 5
-        covered[mode] = sum(r["provenance"]["new_missing_features"] for r in read_rows(folder))
+        new = [f for r in read_rows(folder) for f in r["provenance"]["new_missing_features"]]
+        assert len(new) == len(set(new)) <= manifest["missing_features"]  # each missing feature counted once
+        covered[mode] = len(new)
     assert covered["select_fac"] >= covered["select_random"] and covered["select_fac"] > covered["select_anti"]
 
 
