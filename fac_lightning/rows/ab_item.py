@@ -10,7 +10,7 @@ limits and duplicate checks look at is the question's stem, without its choices.
 
 import json
 
-from fac_lightning.data.ab_items import ab_problem, stem
+from fac_lightning.data.ab_items import ab_problem, choices, letter, stem
 from fac_lightning.rows import ROW_FORMATS
 from fac_lightning.rows.base import RowFormat, json_object
 
@@ -42,6 +42,10 @@ class ABItem(RowFormat):
 
     def conversation_query(self, conversation):
         return stem(super().conversation_query(conversation))
+
+    def answer(self, row):
+        """The text of the behaviour-matching choice."""
+        return choices(row["question"]).get(letter(row["answer_matching_behavior"]), "")
 
     def scored(self, row):
         return [{"role": "user", "content": row["question"]},

@@ -52,6 +52,10 @@ class RowFormat:
         """The user message a real conversation (an anchor sample) is about, as ``query`` reads a row's."""
         return [m["content"] for m in conversation if m["role"] == "user"][-1]
 
+    def answer(self, row: dict) -> str | None:
+        """The assistant text that answers the row's question (None for formats without one: a query)."""
+        return None
+
     def scored(self, row: dict) -> Conversation:
         """The conversation the SAE scores for this row."""
         raise NotImplementedError

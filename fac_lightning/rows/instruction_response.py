@@ -61,6 +61,9 @@ class InstructionResponse(RowFormat):
     def query(self, row):
         return row["prompt"][-1]["content"]
 
+    def answer(self, row):
+        return row["completion"][-1]["content"]
+
     def scored(self, row):
         return row["prompt"] + row["completion"]
 

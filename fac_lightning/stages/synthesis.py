@@ -103,8 +103,9 @@ def synthesis_context(cfg: DictConfig, strategy: Strategy, space: FeatureSpace) 
         delta=space.delta, missing=[int(f) for f in missing], records=space.records, spans=space.anchor.spans,
         anchor=space.anchor, table=lambda name, conversations: space.table(name, conversations, cfg),
         anchor_demos=[strategy.conversation_demo(c) for c in anchor_set(cfg)[0]],
-        seed_demos=[strategy.demo(r) for r in seed_rows], seed_texts=[strategy.format.query(r) for r in seed_rows],
-        scorer=scorer, tokenizer=space.backbone.tokenizer, data_dir=cfg.paths.data_dir)
+        seed_demos=[strategy.demo(r) for r in seed_rows], seed_rows=seed_rows,
+        seed_texts=[strategy.format.query(r) for r in seed_rows], scorer=scorer, tokenizer=space.backbone.tokenizer,
+        data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir)
 
 
 def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, work: Path) -> None:

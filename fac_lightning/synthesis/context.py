@@ -28,6 +28,8 @@ class SynthesisContext:
     as the spans' ``sample``."""
     seed_demos: list[str]
     """Each seed row as a demonstration answer (``Strategy.demo``)."""
+    seed_rows: list[dict]
+    """The seed part's rows in the task's format."""
     seed_texts: list[str]
     """Each seed row's user message (``RowFormat.query``: novelty checks)."""
     scorer: FeatureScorer
@@ -35,6 +37,8 @@ class SynthesisContext:
     """The backbone's tokenizer (Magpie renders its chat template)."""
     data_dir: str
     """The local data mirror (real-data strategies read the task's parts)."""
+    cache_dir: str
+    """Where converted backbones are cached (a strategy that loads a saved model reads its backbone from there)."""
 
     def scores(self, conversations: list[Conversation]) -> np.ndarray:
         """(N, F) g(x) of candidate rows (``RowFormat.scored``)."""
