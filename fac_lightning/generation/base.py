@@ -1,5 +1,6 @@
-"""The generator protocol shared by every engine."""
+"""The generator protocol shared by every engine, and its meter."""
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,3 +50,31 @@ class Generator(Protocol):
     def complete(self, texts: list[str], params: SamplingParams) -> list[list[str]]:
         """``params.n`` raw continuations of each text (no chat template applied; Magpie needs this)."""
         ...
+
+
+class MeteredGenerator:
+    """A generator that tallies what it returns into ``sink`` (anything with ``tally(key, count)``: the synthesis row
+    writer, which persists them with each finished unit): ``generator/calls``, ``generator/completions``,
+    ``generator/completion_tokens`` (by ``tokenizer``, so every engine is counted alike) and ``generator/seconds``."""
+
+    def __init__(self, generator: Generator, tokenizer, sink):
+        self.generator, self.tokenizer, self.sink = generator, tokenizer, sink
+        self.name = generator.name
+
+    def _metered(self, call, inputs, params: SamplingParams) -> list[list[str]]:
+        started = time.time()
+        outputs = call(inputs, params)
+        texts = [t for completions in outputs for t in completions]
+        self.sink.tally("generator/seconds", round(time.time() - started, 3))
+        self.sink.tally("generator/calls")
+        self.sink.tally("generator/completions", len(texts))
+        self.sink.tally("generator/completion_tokens",
+                        sum(len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+                        if texts else 0)
+        return outputs
+
+    def generate(self, prompts: list[Conversation], params: SamplingParams) -> list[list[str]]:
+        return self._metered(self.generator.generate, prompts, params)
+
+    def complete(self, texts: list[str], params: SamplingParams) -> list[list[str]]:
+        return self._metered(self.generator.complete, texts, params)

@@ -28,6 +28,7 @@ from fac_lightning.data.conversations import json_error
 from fac_lightning.data.task_parts import parts_fingerprint, task_part
 from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.generation import GENERATORS, build_generator
+from fac_lightning.generation.base import MeteredGenerator
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.relevance import RELEVANCE
 from fac_lightning.stages.feature_space import (
@@ -114,9 +115,9 @@ def synthesize(cfg: DictConfig, backbone: Backbone | None, strategy: Strategy, w
     space = build_feature_space(cfg, backbone)
     context = synthesis_context(cfg, strategy, space)
     missing, scorer = context.missing, context.scorer
-    generator = (build_generator(component_config(cfg.generator, GENERATORS), backbone)
-                 if strategy.generative else None)
     writer = strategy.writer(work)
+    generator = (MeteredGenerator(build_generator(component_config(cfg.generator, GENERATORS), backbone),
+                                  backbone.tokenizer, writer) if strategy.generative else None)
     log.info("synthesis=%s: %d missing features, budget %s", strategy.name, len(missing),
              cfg.n_samples if strategy.budgeted else "none (real data)")
     strategy.run(writer, generator, context)
