@@ -1,0 +1,39 @@
+"""What each strategy's rows cost in a sweep, from the row sets' manifests: candidates the generator returned, rows
+accepted, rejections by reason, generator tokens and seconds per accepted row (mean over the sweep's runs of the
+strategy; real-data and selection strategies have no generator).
+
+    python benchmarks/synthesis_cost.py logs/train/multiruns/<time>
+"""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+
+def main(sweep: str) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(Path(sweep).rglob("metrics.json"))]
+    by_strategy: dict[str, list[dict]] = {}
+    for run in runs:
+        manifest = json.loads((Path(run["synthetic"]) / "manifest.json").read_text())
+        by_strategy.setdefault(run["strategy"], []).append(manifest)
+    print("| strategy | runs | generator completions | rows accepted | rejections by reason (summed over runs) | gen. tokens / row "
+          "| gen. s / row | synthesis s / row |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|")
+    for strategy, manifests in by_strategy.items():
+        tallies = Counter()
+        rejections = Counter()
+        for m in manifests:
+            tallies.update(m.get("tallies", {}))
+            rejections.update(m.get("rejections", {}))
+        rows = sum(m["rows"] for m in manifests)
+        per_row = (lambda key: f"{tallies[key] / rows:.1f}" if rows and key in tallies else "-")
+        reasons = ", ".join(f"{k} {v}" for k, v in rejections.most_common()) or "-"
+        seconds = sum(m["seconds"] for m in manifests)
+        print(f"| {strategy} | {len(manifests)} | {tallies.get('generator/completions', '-')} | {rows} | {reasons} | "
+              f"{per_row('generator/completion_tokens')} | {per_row('generator/seconds')} | "
+              f"{seconds / rows if rows else 0:.1f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
