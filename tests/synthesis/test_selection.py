@@ -167,3 +167,12 @@ def test_a_bad_pool_or_budget_fails_before_any_model_loads(monkeypatch, override
     monkeypatch.setattr(backbone, "load_backbone", lambda *a, **k: pytest.fail("a model loaded"))
     with pytest.raises((ConfigError, ValueError), match=message.replace("(", "\\(").replace(")", "\\)")):
         plan(compose_config(overrides))
+
+
+@pytest.mark.parametrize("task,finetune,benchmark", [("toxicity", "classifier_head", "toxicchat"),
+                                                     ("reward", "reward_head", "hh_pairs")])
+def test_the_coverage_study_composes_for_each_task_with_its_own_chain(task, finetune, benchmark):
+    cfg = compose_config(["experiment=coverage_study", f"task={task}", "synthesis.budget_unit=tokens"])
+    chain = plan(cfg)
+    assert (chain.strategy.name, chain.finetune.name, cfg.benchmark.name) == ("select_fac", finetune, benchmark)
+    assert chain.strategy.part == "full_dataset" and chain.strategy.cfg.budget_unit == "tokens"
