@@ -234,3 +234,9 @@ def test_a_sweep_over_tasks_gets_one_table_per_benchmark(tmp_path):
     assert [t.split(" (")[0] for t in tables] == ["toxicchat", "hh_pairs"]
     assert "task reward), ranked by accuracy" in tables[1] and "auprc" not in tables[1]
     assert pd.read_csv(tmp_path / "board" / "leaderboard_hh_pairs.csv").strategy.tolist() == ["fac"]
+
+
+def test_a_correlation_needs_three_runs_to_be_printed(tmp_path):
+    write_runs(tmp_path / "runs", RUNS[:2])
+    markdown = write_leaderboard(tmp_path / "runs", tmp_path / "board")["markdown"]
+    assert "No correlation with auprc: fewer than 3 runs share a metric." in markdown and "Pearson" not in markdown
