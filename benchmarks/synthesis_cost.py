@@ -11,6 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 
+def per_row(tallies: Counter, key: str, rows: int) -> str:
+    return f"{tallies[key] / rows:.1f}" if rows and key in tallies else "-"
+
+
 def main(sweep: str) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(Path(sweep).rglob("metrics.json"))]
     by_strategy: dict[str, list[dict]] = {}
@@ -27,12 +31,12 @@ def main(sweep: str) -> None:
             tallies.update(m.get("tallies", {}))
             rejections.update(m.get("rejections", {}))
         rows = sum(m["rows"] for m in manifests)
-        per_row = (lambda key: f"{tallies[key] / rows:.1f}" if rows and key in tallies else "-")
         reasons = ", ".join(f"{k} {v}" for k, v in rejections.most_common()) or "-"
         seconds = sum(m["seconds"] for m in manifests)
+        tokens, generator_s = (per_row(tallies, key, rows) for key in ("generator/completion_tokens",
+                                                                          "generator/seconds"))
         print(f"| {strategy} | {len(manifests)} | {tallies.get('generator/completions', '-')} | {rows} | {reasons} | "
-              f"{per_row('generator/completion_tokens')} | {per_row('generator/seconds')} | "
-              f"{seconds / rows if rows else 0:.1f} |")
+              f"{tokens} | {generator_s} | {seconds / rows if rows else 0:.1f} |")
 
 
 if __name__ == "__main__":
