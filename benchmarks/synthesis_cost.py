@@ -1,6 +1,6 @@
 """What each strategy's rows cost in a sweep, from the row sets' manifests: candidates the generator returned, rows
-accepted, rejections by reason, generator tokens and seconds per accepted row (mean over the sweep's runs of the
-strategy; real-data and selection strategies have no generator).
+accepted, rejections by reason, generator tokens and seconds per accepted row (summed over the strategy's row sets in the sweep;
+real-data and selection strategies have no generator).
 
     python benchmarks/synthesis_cost.py logs/train/multiruns/<time>
 """
@@ -17,14 +17,15 @@ def per_row(tallies: Counter, key: str, rows: int) -> str:
 
 def main(sweep: str) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(Path(sweep).rglob("metrics.json"))]
-    by_strategy: dict[str, list[dict]] = {}
+    by_strategy: dict[str, dict[str, dict]] = {}  # strategy -> row set -> its manifest (seeds may share a set)
     for run in runs:
-        manifest = json.loads((Path(run["synthetic"]) / "manifest.json").read_text())
-        by_strategy.setdefault(run["strategy"], []).append(manifest)
-    print("| strategy | runs | generator completions | rows accepted | rejections by reason (summed over runs) | gen. tokens / row "
+        by_strategy.setdefault(run["strategy"], {})[run["synthetic"]] = json.loads(
+            (Path(run["synthetic"]) / "manifest.json").read_text())
+    print("| strategy | row sets | generator completions | rows accepted | rejections by reason (summed over runs) | gen. tokens / row "
           "| gen. s / row | synthesis s / row |")
     print("|---|---:|---:|---:|---|---:|---:|---:|")
-    for strategy, manifests in by_strategy.items():
+    for strategy, sets in by_strategy.items():
+        manifests = list(sets.values())
         tallies = Counter()
         rejections = Counter()
         for m in manifests:
