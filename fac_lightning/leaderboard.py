@@ -262,13 +262,14 @@ def correlation_markdown(corr: pd.DataFrame, primary: str, within: list[str] = (
     if not within:
         return (f"Correlation with {primary} over runs:\n\n"
                 + cells[["metric", "points", *names]].rename(columns=names).to_markdown(index=False) + "\n")
-    label = cells[list(within)].astype(str).apply(lambda r: ", ".join(f"{k}={v}" for k, v in r.items()), axis=1)
+    label = cells[list(within)].astype(str).apply(lambda r: ", ".join(r), axis=1)
     cells = cells.assign(group=label)
     parts = []
     for column, name in names.items():
+        metrics = [m for m in dict.fromkeys(cells.metric) if not (column == "partial" and m == LENGTH)]
         table = cells.pivot(index="metric", columns="group", values=column).reindex(
-            index=list(dict.fromkeys(cells.metric)), columns=list(dict.fromkeys(cells.group)))
-        parts.append(f"{name} with {primary}, within each {' x '.join(within)} (runs per cell: "
+            index=metrics, columns=list(dict.fromkeys(cells.group)))
+        parts.append(f"{name} with {primary}, within each {', '.join(within)} (columns; runs per cell: "
                      f"{'/'.join(str(p) for p in cells.points.unique())}):\n\n{table.to_markdown()}\n")
     return "\n".join(parts)
 
