@@ -53,7 +53,7 @@ def plan(cfg: DictConfig) -> Plan:
     if benchmark.needs != finetune.produces:
         raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; finetune="
                          f"{finetune.name} produces a {finetune.produces!r}")
-    strategy.check_part(task_part(strategy.task, strategy.part, cfg.paths.data_dir))  # selection: pool vs budget
+    strategy.check_data(cfg.paths.data_dir)  # selection: its pool against the budget
     for part in {strategy.part, cfg.task.background_part} - {None}:  # a bad data row fails now, naming its row
         check_rows(strategy, part, task_parts(cfg.task, cfg.paths.data_dir, part)[part])
     benchmark.check_task(strategy.task, cfg.paths.data_dir)

@@ -56,9 +56,10 @@ def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
     generation = ((cfg.generator if strategy.generative else None, cfg.n_samples, cfg.seed) if strategy.budgeted
                   else None)
     judge = cfg.generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
+    extra = strategy.fingerprint(cfg.paths.data_dir)  # only when there is one, so that other keys are unchanged
     key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, task,
                       parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), cfg.features,
-                      cfg.relevance, judge, cfg.synthesis, cfg.prompts, generation)
+                      cfg.relevance, judge, cfg.synthesis, cfg.prompts, generation, *([extra] if extra else []))
     return Path(cfg.paths.artifacts_dir) / "synthetic" / f"{cfg.task.name}-{strategy.name}-{key}"
 
 
@@ -67,7 +68,9 @@ def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None, strat
     if strategy is None:  # called on its own (synthesize.py): everything is checked before any model loads
         preflight(cfg)
         strategy = build_strategy(cfg)
-        strategy.check_part(task_part(strategy.task, strategy.part, cfg.paths.data_dir))  # a bad row fails now
+        if strategy.part is not None:  # a bad data row fails now, naming its row
+            task_part(strategy.task, strategy.part, cfg.paths.data_dir)
+        strategy.check_data(cfg.paths.data_dir)
     check_feature_space(cfg, strategy.generative)
     # real rows are cheap to write again; sampled rows cost generation time, so a corrupted set is refused
     return ensure_artifact(synthetic_artifact_dir(cfg, strategy),

@@ -242,8 +242,12 @@ class Strategy:
         budget of ``prompts_per_call``-prompt calls needs, so a generator that keeps failing cannot loop forever."""
         yield from range(3 * math.ceil(self.n_samples / max(self.cfg.prompts_per_call, 1)))
 
-    def check_part(self, examples: list) -> None:
-        """Checks of the real examples of ``part`` that must fail before any model loads (selection: the pool)."""
+    def check_data(self, data_dir) -> None:
+        """Checks of the data the strategy reads that must fail before any model loads (selection: its pool)."""
+
+    def fingerprint(self, data_dir) -> str | None:
+        """What the row set's key must hold besides the config and the task part (selection: a pool file's content)."""
+        return None
 
     def start(self) -> None:
         """Checks and set-up that need the context (e.g. fac's missing features); runs before the first unit."""

@@ -3,7 +3,8 @@ missing features (``select_fac``, ``select_anti``) or none in particular (``sele
 tested against the downstream metric at equal budget (paper §5.2, RQ2), and the fewest pool rows that cover the
 missing features can be picked (MISSION §8).
 
-The pool is a task part (``synthesis.pool``, default ``full_dataset``; a file becomes one as a task part source).
+The pool is a task part (``synthesis.pool``, default ``full_dataset``) or a file of rows in the task's format (a row
+set folder or a rows ``.jsonl``; its content is part of the row set's key).
 Each pool row is scored once through its cached feature table (the conversation ``RowFormat.scored`` gives: a query's
 user turn, a preference pair's prompt + chosen answer, an A/B item's question + matching letter, an instruction +
 its response), so every budget, seed and mode reads the same table. A row *covers* a missing feature when its score
@@ -26,11 +27,15 @@ The whole order is computed at the start (deterministic in the seed and the tabl
 killed run resumes at the row it reached.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from fac_lightning.checks import ConfigError, at_least, require
+from fac_lightning.data.conversations import DataError, json_error
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.features.fac import WEIGHTINGS
 from fac_lightning.synthesis import STRATEGIES
@@ -43,7 +48,8 @@ LENGTH_MATCHED = ("select_fac", "select_anti")
 @dataclass
 class SelectionConfig(SynthesisConfig):
     pool: str = "full_dataset"
-    """The task part (``task.parts``) the rows are selected from."""
+    """The task part (``task.parts``) the rows are selected from, or a row set folder / rows ``.jsonl`` file in the
+    task's row format (e.g. another strategy's ``artifacts/synthetic/<...>``)."""
     weighting: str = "binary"
     """Gain of a row: ``binary`` (new missing features), ``magnitude`` (their anchor mean activation) or
     ``frequency`` (the saturated frequency objective); the three FAC variants."""
@@ -164,34 +170,64 @@ class Selection(Strategy):
 
     def __init__(self, *args):
         super().__init__(*args)
-        require(self.cfg.pool in self.task.parts, "synthesis.pool", self.cfg.pool,
-                f"not a part of task {self.task.name!r}; choose from {list(self.task.parts)}")
+        self.part = self.cfg.pool if self.cfg.pool in self.task.parts else None
+        self.pool_file = None if self.part else Path(self.cfg.pool)
+        require(self.part is not None or self.pool_file.exists(), "synthesis.pool", self.cfg.pool,
+                f"neither a part of task {self.task.name!r} ({list(self.task.parts)}) nor an existing row set folder "
+                "or rows .jsonl file")
         require(self.n_samples is not None and self.n_samples >= 1, "n_samples", self.n_samples,
                 f"synthesis={self.name} selects n_samples rows (or rows' worth of tokens): set it >= 1")
-        self.part = self.cfg.pool
         self.picks: list[Pick] = []
 
-    def check_part(self, examples: list) -> None:
-        """The pool can meet the budget and its rows are rows of the task's format (before any model loads)."""
-        where = f"synthesis.pool={self.cfg.pool!r} (task {self.task.name!r})"
-        if not examples:
-            raise ConfigError("synthesis.pool", self.cfg.pool, f"task part of task {self.task.name!r} is empty: "
-                              "nothing to select from")
-        if self.n_samples > len(examples):
-            raise ConfigError("n_samples", self.n_samples, f"larger than the pool {where} ({len(examples)} rows)")
-        for i, example in enumerate(examples, start=1):
+    def fingerprint(self, data_dir) -> str | None:
+        """A file pool's content (a task part's is in the key already)."""
+        return None if self.pool_file is None else hashlib.sha256(self.rows_file().read_bytes()).hexdigest()[:12]
+
+    def rows_file(self) -> Path:
+        return self.pool_file / "rows.jsonl" if self.pool_file.is_dir() else self.pool_file
+
+    def pool_rows(self, data_dir) -> list[dict]:
+        """The pool as rows of the task's format: a task part's examples, or a row file's rows (provenance dropped);
+        a row that is not one fails naming the part's example or the file's line."""
+        if self.part is not None:
+            rows = []
+            for i, example in enumerate(task_part(self.task, self.part, data_dir), start=1):
+                try:
+                    rows.append(self.format.from_example(example))
+                except ValueError as e:
+                    raise ConfigError("synthesis.pool", self.cfg.pool, f"example {i} of the pool makes no "
+                                      f"{self.task.row_format!r} row (task {self.task.name!r}): {e}") from None
+            return rows
+        path, rows = self.rows_file(), []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             try:
-                self.format.from_example(example)
-            except ValueError as e:
-                raise ConfigError("synthesis.pool", self.cfg.pool, f"example {i} of the pool makes no "
-                                  f"{self.task.row_format!r} row (task {self.task.name!r}): {e}") from None
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise json_error(path, i, e) from None
+            problem = self.format.invalid(row) if isinstance(row, dict) else "not a JSON object"
+            row = {k: v for k, v in row.items() if k != "provenance"} if isinstance(row, dict) else row
+            if problem:
+                raise DataError(f"{path}, line {i}: not a {self.task.row_format!r} row of task {self.task.name!r} "
+                                f"(synthesis.pool): {problem}")
+            rows.append(row)
+        return rows
+
+    def check_data(self, data_dir) -> None:
+        """The pool has rows of the task's format and can meet the budget (before any model loads)."""
+        rows = self.pool_rows(data_dir)
+        if not rows:
+            raise ConfigError("synthesis.pool", self.cfg.pool, f"is empty for task {self.task.name!r}: nothing to "
+                              "select from")
+        if self.n_samples > len(rows):
+            raise ConfigError("n_samples", self.n_samples, f"larger than the pool synthesis.pool={self.cfg.pool!r} "
+                              f"({len(rows)} rows)")
 
     def start(self) -> None:
-        examples = task_part(self.task, self.part, self.context.data_dir)
-        self.check_part(examples)
-        self.pool = [self.format.from_example(e) for e in examples]
+        self.check_data(self.context.data_dir)
+        self.pool = self.pool_rows(self.context.data_dir)
         conversations = [self.format.scored(r) for r in self.pool]
-        table = self.context.table(f"{self.task.name}-pool-{self.part}", conversations)
+        name = self.part or f"file-{self.fingerprint(self.context.data_dir)}"
+        table = self.context.table(f"{self.task.name}-pool-{name}", conversations)
         missing = np.asarray(self.context.missing, dtype=np.int64)
         self.scores_NM = table.matrix()[:, missing].toarray()
         self.tokens_N = np.array([len(ids) for ids in self.context.scorer.tokenize(conversations)[0]], dtype=float)
@@ -227,7 +263,7 @@ class Selection(Strategy):
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         pick = self.picks[unit]
         writer.keep({**self.pool[pick.row], "provenance": {
-            "strategy": self.name, "pool": self.part, "pool_row": pick.row, "order": unit, "seed": self.seed,
+            "strategy": self.name, "pool": self.cfg.pool, "pool_row": pick.row, "order": unit, "seed": self.seed,
             "criterion": pick.criterion, "new_missing_features": pick.new_features,
             "tokens": int(self.tokens_N[pick.row])}})
 

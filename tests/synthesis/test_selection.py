@@ -153,11 +153,11 @@ def test_a_killed_selection_resumes_at_the_row_it_reached(tiny_llama_dir, tmp_pa
 @pytest.mark.parametrize("overrides,message", [
     (["synthesis=select_fac", "task.parts.full_dataset.sources.0.skip_rows=800",
       "task.parts.full_dataset.sources.0.max_rows=10"],  # the seed's rows: dropped from the later part
-     "synthesis.pool='full_dataset': task part of task 'toxicity' is empty"),
+     "synthesis.pool='full_dataset': is empty for task 'toxicity'"),
     (["synthesis=select_anti", "n_samples=5000"], "n_samples=5000: larger than the pool synthesis.pool='full_dataset'"),
     (["task=reward", "synthesis=select_random", "synthesis.pool=anchor_positive"],
      "synthesis.pool='anchor_positive': example 1 of the pool makes no 'preference_pair' row"),
-    (["synthesis=select_fac", "synthesis.pool=toxicchat"], "synthesis.pool='toxicchat': not a part of task"),
+    (["synthesis=select_fac", "synthesis.pool=toxicchat"], "synthesis.pool='toxicchat': neither a part of task"),
     (["synthesis=select_fac", "synthesis.weighting=count"], "synthesis.weighting='count': choose from"),
     (["synthesis=select_random", "synthesis.match_length_of=magpie"], "synthesis.match_length_of='magpie'"),
 ])
@@ -176,3 +176,22 @@ def test_the_coverage_study_composes_for_each_task_with_its_own_chain(task, fine
     chain = plan(cfg)
     assert (chain.strategy.name, chain.finetune.name, cfg.benchmark.name) == ("select_fac", finetune, benchmark)
     assert chain.strategy.part == "full_dataset" and chain.strategy.cfg.budget_unit == "tokens"
+
+
+def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    texts = [f"how do I get back at my neighbour number {i} for the noise every night" for i in range(12)]
+    pool.write_text("".join(json.dumps({"text": t, "label": 1, "provenance": {"x": i}}) + "\n"
+                            for i, t in enumerate(texts)))
+    cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=select_fac", f"synthesis.pool={pool}", *SMALL)
+    rows = read_rows(run_synthesis_stage(cfg))
+    assert len(rows) == 5 and {r["text"] for r in rows} <= set(texts)
+    assert all(r["provenance"]["pool"] == str(pool) and r["text"] == texts[r["provenance"]["pool_row"]] for r in rows)
+    key = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    pool.write_text(pool.read_text().replace("number 3 ", "number three "))
+    assert synthetic_artifact_dir(cfg, build_strategy(cfg)) != key  # the file's content is in the key
+    pool.write_text(pool.read_text() + '{"text": "no label here"}\n')
+    with pytest.raises(ValueError, match=f"{pool}, line 13: not a 'query' row"):
+        plan(compose_config(["synthesis=select_fac", f"synthesis.pool={pool}"]))
+    with pytest.raises(ConfigError, match="synthesis.pool='/nowhere.jsonl': neither a part of task 'toxicity'"):
+        build_strategy(compose_config(["synthesis=select_fac", "synthesis.pool=/nowhere.jsonl"]))
