@@ -143,7 +143,8 @@ def test_a_sweep_without_a_sweep_dir_runs_in_its_entry_points_log_folder(tmp_pat
 
 
 TASKS = [o for g, o in OPTIONS if g == "task"]
-PROMPTS = sorted(f"{task}/{p.stem}" for task in TASKS for p in (ROOT / "conf" / "prompts" / task).glob("*.yaml"))
+PROMPTS = sorted(f"{task}/{p.stem}" for task in TASKS for p in (ROOT / "conf" / "prompts" / task).glob("*.yaml")
+                 if p.stem != "answers")  # answers.yaml: the family's answer prompts, included by its strategies
 
 
 @pytest.mark.parametrize("prompts", PROMPTS)

@@ -33,8 +33,10 @@ def chain_config(tiny_llama_dir, tmp_path, *overrides):
     return cfg
 
 
-@pytest.mark.parametrize("strategy", sorted({*STRATEGIES.names(), "full_dataset_toxicchat"}))
+@pytest.mark.parametrize("strategy", sorted({*STRATEGIES.names(), "full_dataset_toxicchat"} - {"cot_self_instruct"}))
 def test_every_strategy_runs_the_chain_and_writes_metrics(tiny_llama_dir, tmp_path, strategy):
+    """(cot_self_instruct keeps only a reply's Step 3, which the random tiny model never writes: its chain runs with a
+    scripted model in tests/synthesis/test_instruction_evolution.py.)"""
     cfg = chain_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}")
     result = run_experiment(cfg)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())

@@ -166,3 +166,15 @@ def test_a_killed_run_resumes_at_its_unit_and_the_same_seed_gives_the_same_rows(
 def test_prompts_without_the_strategys_templates_fail_naming_the_file(strategy):
     with pytest.raises(ValueError, match=f"conf/prompts/reward/<synthesis>.yaml: not the prompts synthesis={strategy}"):
         build_strategy(compose_config(["task=reward", f"synthesis={strategy}", "prompts=reward/magpie"]))
+
+
+def test_cot_self_instruct_runs_the_whole_chain(tiny_llama_dir, tmp_path, monkeypatch):
+    from fac_lightning.stages import synthesis
+    from fac_lightning.stages.experiment import run_experiment
+
+    monkeypatch.setattr(synthesis, "build_generator", lambda *args: ScriptedChatModel())
+    cfg = config(tiny_llama_dir, tmp_path, "toxicity", "cot_self_instruct", "task.background_rows=20",
+                 "benchmark.limit=40", "finetune.epochs=2")
+    result = run_experiment(cfg)
+    assert result["strategy_rows"] == 6 and result["train_rows"] == 26
+    assert 0 <= result["benchmark"]["metrics"]["auprc"] <= 1 and result["text"]["mean_tokens"] > 0
