@@ -6,7 +6,8 @@ one #Synthetic Prompt#); only the Step-3 text is kept. Then the paper's filters:
   sampled for each synthetic prompt and scored, by a reward model of this framework (``rip_reward_model``: a saved
   ``reward_head`` / ``reward_lora`` folder) or else by the generator as judge (``prompts.rip_judge``, a 1-10 score;
   a reply without a number scores 0); the prompt's score is the minimum over its K responses, and of each unit's
-  prompts the best ``rip_keep`` share is kept (``rip_low_score`` for the rest).
+  prompts the best ``rip_keep`` share is kept, ties at the cut included (``rip_low_score`` for the rest: with a
+  judge that gives no numbers every score is 0 and nothing is cut).
 - Answer consistency (A/B items: the answer letter can be checked): the generator is asked ``consistency_samples``
   (K) times which choice shows the behaviour; the item is kept when the majority names its matching letter
   (``inconsistent_answer`` otherwise).
@@ -25,6 +26,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from omegaconf import MISSING
@@ -88,6 +90,13 @@ def step3(raw: str) -> str:
 class CoTSelfInstructStrategy(Strategy):
     Prompts = CoTSelfInstructPrompts
     row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
+
+    def check_data(self, data_dir) -> None:
+        """A reward model for RIP is a folder this framework saved (checked before any model loads)."""
+        if self.cfg.rip_reward_model is not None:
+            require((Path(self.cfg.rip_reward_model) / "model.json").is_file(), "synthesis.rip_reward_model",
+                    self.cfg.rip_reward_model, "not a saved model folder (no model.json): give the folder a "
+                    "reward_head / reward_lora run saved, or null to let the generator judge")
 
     def start(self) -> None:
         require(len(self.context.seed_texts) >= 2, "task.parts.seed", len(self.context.seed_texts),

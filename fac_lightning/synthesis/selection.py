@@ -199,7 +199,13 @@ class Selection(Strategy):
                                       f"{self.task.row_format!r} row (task {self.task.name!r}): {e}") from None
             return rows
         path, rows = self.rows_file(), []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        require(path.is_file(), "synthesis.pool", self.cfg.pool, f"{path} does not exist (a row set folder holds a "
+                "rows.jsonl)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text (byte {e.start}) (synthesis.pool)") from None
+        for i, line in enumerate(text.splitlines(), start=1):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
@@ -214,7 +220,9 @@ class Selection(Strategy):
 
     def check_data(self, data_dir) -> None:
         """The pool has rows of the task's format and can meet the budget (before any model loads)."""
-        rows = self.pool_rows(data_dir)
+        self.check_pool(self.pool_rows(data_dir))
+
+    def check_pool(self, rows: list[dict]) -> None:
         if not rows:
             raise ConfigError("synthesis.pool", self.cfg.pool, f"is empty for task {self.task.name!r}: nothing to "
                               "select from")
@@ -223,8 +231,8 @@ class Selection(Strategy):
                               f"({len(rows)} rows)")
 
     def start(self) -> None:
-        self.check_data(self.context.data_dir)
         self.pool = self.pool_rows(self.context.data_dir)
+        self.check_pool(self.pool)
         conversations = [self.format.scored(r) for r in self.pool]
         name = self.part or f"file-{self.fingerprint(self.context.data_dir)}"
         table = self.context.table(f"{self.task.name}-pool-{name}", conversations)

@@ -195,3 +195,12 @@ def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path
         plan(compose_config(["synthesis=select_fac", f"synthesis.pool={pool}"]))
     with pytest.raises(ConfigError, match="synthesis.pool='/nowhere.jsonl': neither a part of task 'toxicity'"):
         build_strategy(compose_config(["synthesis=select_fac", "synthesis.pool=/nowhere.jsonl"]))
+
+
+def test_a_pool_file_that_is_not_utf8_or_a_folder_without_rows_is_named(tmp_path):
+    (tmp_path / "latin1.jsonl").write_bytes('{"text": "caf\xe9 crimes", "label": 1}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.jsonl: not UTF-8 text"):
+        plan(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'latin1.jsonl'}"]))
+    (tmp_path / "empty_set").mkdir()
+    with pytest.raises(ConfigError, match="empty_set/rows.jsonl does not exist"):
+        plan(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'empty_set'}"]))
