@@ -17,6 +17,7 @@ damage is caught. Verified folders are remembered per process by their files' si
 folder is hashed once, not at every load.
 """
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -36,6 +37,17 @@ def config_hash(*parts) -> str:
     """Stable 12-hex-digit hash of configs / plain values (order of dict keys does not matter)."""
     plain = [OmegaConf.to_container(p, resolve=True) if isinstance(p, DictConfig) else p for p in parts]
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+NOT_IN_KEY = {"in_key": False}
+"""Dataclass field metadata (``field(default=..., metadata=NOT_IN_KEY)``) of a config field that does not change an
+artifact (a timeout, a concurrency): ``key_fields`` leaves it out of the artifact's key."""
+
+
+def key_fields(node: DictConfig, schema: type | None) -> dict:
+    """``node`` as plain values without the fields its config dataclass ``schema`` marks ``NOT_IN_KEY``."""
+    skip = {f.name for f in dataclasses.fields(schema) if not f.metadata.get("in_key", True)} if schema else set()
+    return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in skip}
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

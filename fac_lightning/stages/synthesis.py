@@ -19,6 +19,7 @@ from fac_lightning.artifacts import (
     REFUSE,
     config_hash,
     ensure_artifact,
+    key_fields,
     verify_artifact,
     write_json_atomic,
 )
@@ -53,9 +54,9 @@ def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
     task = {k: v for k, v in OmegaConf.to_container(cfg.task).items()
             if k not in ("parts", "background_part", "background_rows", "prompt_fields")}
     backbone = {k: cfg.backbone[k] for k in (*BACKBONE_KEYS, "dtype", "max_length")}
-    generation = ((cfg.generator if strategy.generative else None, cfg.n_samples, cfg.seed) if strategy.budgeted
-                  else None)
-    judge = cfg.generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
+    generator = key_fields(cfg.generator, GENERATORS.get(cfg.generator.engine).config)
+    generation = (generator if strategy.generative else None, cfg.n_samples, cfg.seed) if strategy.budgeted else None
+    judge = generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
     extra = strategy.fingerprint(cfg.paths.data_dir)  # only when there is one, so that other keys are unchanged
     key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, task,
                       parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), cfg.features,
