@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 from scipy import stats
 
 DEFAULT = "(default)"
@@ -281,10 +281,30 @@ def write_leaderboard(folder: str | Path, out_dir: str | Path) -> dict:
     (records), the number of runs and the tables' rows (records)."""
     runs = collect_runs(folder)
     benchmarks = list(dict.fromkeys(runs["benchmark"]))
-    parts = [write_benchmark_leaderboard(runs[runs["benchmark"] == bench], Path(out_dir),
-                                         "" if len(benchmarks) == 1 else f"_{bench}") for bench in benchmarks]
-    return {"markdown": "\n".join(p["markdown"] for p in parts), "runs": len(runs),
+    suffixes = ["" if len(benchmarks) == 1 else f"_{bench}" for bench in benchmarks]
+    parts = [write_benchmark_leaderboard(runs[runs["benchmark"] == bench], Path(out_dir), suffix)
+             for bench, suffix in zip(benchmarks, suffixes)]
+    markdown = "\n".join(p["markdown"] for p in parts)
+    unfinished = [] if str(folder).startswith("wandb:") else jobs_without_results(folder)
+    if unfinished:
+        note = (f"\n**{len(unfinished)} job(s) without results** (failed, or still running): "
+                + "; ".join(f"`{job}` ({' '.join(overrides)})" for job, overrides in unfinished) + "\n")
+        markdown += note
+        for suffix in suffixes:
+            with open(Path(out_dir) / f"leaderboard{suffix}.md", "a") as f:
+                f.write(note)
+    return {"markdown": markdown, "runs": len(runs), "unfinished": [job for job, _ in unfinished],
             "correlations": [c for p in parts for c in p["correlations"]], "rows": [r for p in parts for r in p["rows"]]}
+
+
+def jobs_without_results(folder: str | Path) -> list[tuple[str, list[str]]]:
+    """The job folders of a sweep (those with Hydra's ``.hydra/overrides.yaml``) that hold no ``metrics.json``:
+    (folder relative to ``folder``, the job's overrides)."""
+    folder = Path(folder)
+    jobs = sorted((p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")),
+                  key=lambda job: _natural(str(job.relative_to(folder))))
+    return [(str(job.relative_to(folder)), OmegaConf.to_container(OmegaConf.load(job / ".hydra/overrides.yaml")))
+            for job in jobs if job != folder and not (job / "metrics.json").exists()]
 
 
 def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> dict:
@@ -321,13 +341,3 @@ def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> d
     fig.savefig(out / f"fac_vs_{primary}{suffix}.png", dpi=120)
     plt.close(fig)
     return {"markdown": markdown, "correlations": corr.to_dict("records"), "rows": table.to_dict("records")}
-
-
-class SweepLeaderboard(Callback):
-    """Hydra callback (``hydra/default.yaml``): when a ``-m`` sweep of train.py ends, print its leaderboard and write
-    it into the sweep folder (the same as ``evaluate.py mode=leaderboard runs=<sweep folder>``)."""
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        folder = Path(config.hydra.sweep.dir)
-        if any(folder.rglob("metrics.json")):
-            print(write_leaderboard(folder, folder)["markdown"])

@@ -85,13 +85,22 @@ TINY_CHAIN = [
 the finetune running long enough to be stopped in the middle)."""
 
 
+def train_command(tiny_llama_dir: Path, artifacts: Path, *overrides: str) -> list[str]:
+    """``python train.py`` (the real entry point) on the tiny chain, as a command line."""
+    return [sys.executable, "train.py", *tiny_backbone_overrides(tiny_llama_dir), *TINY_CHAIN,
+            f"paths.artifacts_dir={artifacts}", *overrides]
+
+
+def train_env(env: dict | None = None) -> dict:
+    return {**os.environ, "FAC_DATA_DIR": str(DATA_DIR), "FAC_CACHE_DIR": str(CACHE_DIR), **(env or {})}
+
+
 def start_train(tiny_llama_dir: Path, artifacts: Path, run_dir: Path, *overrides: str,
                 env: dict | None = None) -> subprocess.Popen:
-    """``python train.py`` (the real entry point) on the tiny chain, in the background; stderr is kept."""
-    command = [sys.executable, "train.py", *tiny_backbone_overrides(tiny_llama_dir), *TINY_CHAIN,
-               f"paths.artifacts_dir={artifacts}", f"hydra.run.dir={run_dir}", *overrides]
-    env = {**os.environ, "FAC_DATA_DIR": str(DATA_DIR), "FAC_CACHE_DIR": str(CACHE_DIR), **(env or {})}
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """``python train.py`` on the tiny chain, in the background; stderr is kept."""
+    command = train_command(tiny_llama_dir, artifacts, f"hydra.run.dir={run_dir}", *overrides)
+    return subprocess.Popen(command, cwd=ROOT, env=train_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
 
 
 

@@ -191,11 +191,12 @@ class AlpacaEvalBenchmark(Benchmark):
     def generator(self, model, folder: Path):
         if self.cfg.engine == "transformers":
             return model.generator(self.cfg.batch_size)
-        from fac_lightning.generation.vllm_engine import VLLMGenerator
+        from fac_lightning.generation.vllm_engine import VLLMConfig, VLLMGenerator, engine_args, gpu_memory
 
         model.model.save_pretrained(folder)
-        model.tokenizer.save_pretrained(folder)
-        return VLLMGenerator(str(folder), name=f"vllm:{model.name}", seed=self.cfg.seed)
+        model.tokenizer.save_pretrained(folder)  # beside the model in memory: vLLM gets a share of what is free
+        cfg = VLLMConfig(engine="vllm", model=str(folder), seed=self.cfg.seed)
+        return VLLMGenerator(f"vllm:{model.name}", **engine_args(cfg, None, gpu_memory()))
 
     def evaluate(self, model) -> dict:
         cfg = self.cfg

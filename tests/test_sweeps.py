@@ -1,0 +1,59 @@
+"""``python train.py -m`` with fac_lightning's sweeper (``hydra_plugins/fac_lightning_sweeper``): the shared upstream
+artifacts are built once by the launching process before parallel jobs start, a joblib sweep ranks the strategies
+exactly as the sequential sweep does, and a failed job leaves the others' leaderboard written and is named."""
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, train_command, train_env
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Every process computes with one thread, so that a job gives the same numbers in a joblib worker as in-process."""
+
+
+def sweep(tiny_llama_dir, folder: Path, *overrides: str) -> subprocess.CompletedProcess:
+    command = train_command(tiny_llama_dir, folder / "artifacts", "-m", f"hydra.sweep.dir={folder / 'sweep'}",
+                            *overrides)
+    return subprocess.run(command, cwd=ROOT, env=train_env(ONE_THREAD), capture_output=True, text=True, timeout=1200)
+
+
+def job_logs(folder: Path) -> str:
+    return "".join(path.read_text() for path in sorted((folder / "sweep").glob("*/train.log")))
+
+
+def ranked(folder: Path) -> pd.DataFrame:
+    table = pd.read_csv(folder / "sweep" / "leaderboard.csv")
+    return table.drop(columns=[c for c in table.columns if c in ("run", "runs")])
+
+
+@pytest.mark.slow
+def test_a_joblib_sweep_builds_each_shared_artifact_once_and_ranks_as_the_sequential_sweep(tiny_llama_dir, tmp_path):
+    grid = ("synthesis=seed_only,fac", "seed=0,1")
+    parallel = sweep(tiny_llama_dir, tmp_path / "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *grid)
+    assert parallel.returncode == 0, parallel.stderr[-3000:]
+    artifacts, launcher, jobs = tmp_path / "joblib" / "artifacts", parallel.stderr, job_logs(tmp_path / "joblib")
+    assert len([p for p in (artifacts / "sae").iterdir() if p.is_dir()]) == 1
+    for table in ("toxicity-anchor", "toxicity-seed"):
+        assert len([p for p in (artifacts / "features").glob(f"{table}-*") if p.is_dir()]) == 1
+        assert (launcher + jobs).count(f"scored feature table of {table}:") == 1
+        assert f"scored feature table of {table}:" in launcher  # by the launching process, before the jobs
+    assert (launcher + jobs).count("SAE trained:") == 1 and "SAE trained:" in launcher
+    assert "waiting for it" not in jobs  # no job waited on another's lock
+    assert len(list((tmp_path / "joblib" / "sweep").glob("*/metrics.json"))) == 4
+
+    sequential = sweep(tiny_llama_dir, tmp_path / "basic", *grid)
+    assert sequential.returncode == 0, sequential.stderr[-3000:]
+    pd.testing.assert_frame_equal(ranked(tmp_path / "joblib"), ranked(tmp_path / "basic"))
+
+
+def test_a_failed_job_leaves_the_leaderboard_of_the_others_and_is_named(tiny_llama_dir, tmp_path):
+    done = sweep(tiny_llama_dir, tmp_path, "synthesis=seed_only", "finetune.epochs=2,0")
+    assert done.returncode != 0
+    assert "1 of 2 sweep jobs failed" in done.stderr and "#1 (synthesis=seed_only finetune.epochs=0)" in done.stderr
+    assert "finetune.epochs" in done.stderr.split("#1 (")[1]  # the job's own error
+    board = (tmp_path / "sweep" / "leaderboard.md").read_text()
+    assert "1 job(s) without results" in board and "`1` (synthesis=seed_only finetune.epochs=0)" in board
+    assert len(pd.read_csv(tmp_path / "sweep" / "leaderboard.csv")) == 1
