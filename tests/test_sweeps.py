@@ -17,7 +17,8 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 def sweep(tiny_llama_dir, folder: Path, *overrides: str) -> subprocess.CompletedProcess:
     command = train_command(tiny_llama_dir, folder / "artifacts", "-m", f"hydra.sweep.dir={folder / 'sweep'}",
                             *overrides)
-    return subprocess.run(command, cwd=ROOT, env=train_env(ONE_THREAD), capture_output=True, text=True, timeout=1200)
+    return subprocess.run(command, cwd=ROOT, env=train_env(ONE_THREAD), capture_output=True, text=True, timeout=1200,
+                          check=False)
 
 
 def job_logs(folder: Path) -> str:
