@@ -4,6 +4,7 @@ Nothing is cached on disk (an 8B model's activations for the paper's 113M tokens
 only blocks 1..L of the backbone, under ``torch.inference_mode``, on length-sorted batches to limit padding.
 """
 
+import copy
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,12 @@ class TokenizedCorpus:
     def __len__(self) -> int:
         return len(self.sequences)
 
+    def shard(self, rank: int, world_size: int) -> "TokenizedCorpus":
+        """Every ``world_size``-th sequence from ``rank``: one DDP process's part of the held-out set."""
+        part = copy.copy(self)
+        part.sequences = self.sequences[rank::world_size]
+        return part
+
     def batches(self, seed: int, epoch: int = 0) -> Iterator[TokenBatch]:
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(len(self.sequences), generator=g).tolist()
@@ -116,26 +123,32 @@ class ShuffleBuffer:
 class ActivationStream(IterableDataset):
     """Endless stream of (batch_tokens, D) float32 activation batches; the trainer's max_steps ends it.
 
-    ``sequences_done`` counts sequences forwarded so far; a resumed run passes it back as ``start_sequence`` so the
+    Under DDP each of the ``world_size`` ranks forwards its own share of the corpus's seeded batch order (every
+    ``world_size``-th batch, from ``rank``), so the ranks' tokens are disjoint; ``sequences_done`` is the position in
+    that common order (all ranks' batches counted), and a resumed run passes it back as ``start_sequence`` so the
     stream continues where the checkpoint left it (the buffer's unemitted content at the time of the kill is lost).
     """
 
     def __init__(self, backbone: Backbone, corpus: TokenizedCorpus, batch_tokens: int, buffer_tokens: int,
-                 seed: int, start_sequence: int = 0):
+                 seed: int, start_sequence: int = 0, rank: int = 0, world_size: int = 1):
         self.backbone, self.corpus = backbone, corpus
         self.batch_tokens, self.buffer_tokens, self.seed = batch_tokens, buffer_tokens, seed
         self.sequences_done = start_sequence
+        self.rank, self.world_size = rank, world_size
 
     def token_batches(self) -> Iterator[TokenBatch]:
+        """This rank's batches, from ``sequences_done`` on; each is counted once the consumer asks for the next."""
         epoch, skip = divmod(self.sequences_done, len(self.corpus))
         while True:
-            for batch in self.corpus.batches(self.seed, epoch):
+            for k, batch in enumerate(self.corpus.batches(self.seed, epoch)):
                 n = len(batch.input_ids_BT)
                 if skip >= n:
                     skip -= n
                     continue
                 skip = 0
-                yield batch
+                if k % self.world_size == self.rank:
+                    yield batch
+                self.sequences_done += n
             epoch += 1
 
     @torch.inference_mode()
@@ -154,10 +167,10 @@ class ActivationStream(IterableDataset):
 
     def activation_batches(self, token_batches: Iterable[TokenBatch]) -> Iterator[torch.Tensor]:
         """(batch_tokens, D) float32 batches of these token batches' activations, through the shuffling buffer."""
-        buffer = ShuffleBuffer(max(self.buffer_tokens, 2 * self.batch_tokens), self.seed + self.sequences_done)
+        buffer = ShuffleBuffer(max(self.buffer_tokens, 2 * self.batch_tokens),
+                               self.seed + self.sequences_done + 1_000_003 * self.rank)
         for batch in token_batches:
             buffer.add(self.harvest(batch))
-            self.sequences_done += len(batch.input_ids_BT)
             if buffer.ready():
                 for x_BD in buffer.take(self.batch_tokens):
                     yield x_BD.clone()  # leave inference mode: the SAE trains on it

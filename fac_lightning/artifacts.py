@@ -161,13 +161,29 @@ def verify_artifact(folder: str | Path, what: str = "artifact", hint: str = "") 
     return folder
 
 
+def process_rank() -> int:
+    """This process's rank in a multi-process fit: Lightning's DDP launcher re-runs the entry point for ranks 1..N-1
+    with ``LOCAL_RANK`` set; a scheduler that starts every rank itself sets ``RANK`` (torchrun) or ``SLURM_PROCID``."""
+    for name in ("RANK", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
 def ensure_artifact(final: str | Path, build: Callable[[Path], None], what: str = "artifact",
                     on_corrupt: str = REFUSE, hint: str = "") -> Path:
     """The artifact at ``final``, built by ``build(partial_folder)`` if it does not exist yet (see the module doc).
     ``build`` must leave in the folder only what the artifact holds (scratch files removed). An existing artifact
     whose files do not match its checksums is rebuilt (``on_corrupt="rebuild"``) or refused with ``hint`` on how to
-    rebuild it (``"refuse"``)."""
+    rebuild it (``"refuse"``).
+
+    In a DDP process other than rank 0, ``build`` runs without the lock, which rank 0 holds while it waits for this
+    process in the fit: it joins rank 0's fit in the same ``.partial`` folder and writes nothing (rank 0 writes,
+    records the checksums and renames)."""
     final = Path(final)
+    if process_rank() > 0 and not final.exists():
+        build(partial_dir(final))
+        return final
     if final.exists():
         problems = artifact_problems(final)
         if not problems:

@@ -48,3 +48,19 @@ def test_stream_yields_kept_token_batches_and_resumes(tiny_llama_dir):
     first = next(iter(resumed.token_batches()))
     expected = [b for b in corpus.batches(0, epoch=stream.sequences_done // len(corpus))]
     assert any(torch.equal(first.input_ids_BT, b.input_ids_BT) for b in expected)
+
+
+def test_ddp_ranks_stream_disjoint_shards_that_cover_the_corpus(tiny_llama_dir):
+    backbone = load_backbone(compose_config(tiny_backbone_overrides(tiny_llama_dir)).backbone, CACHE_DIR)
+    convs = load_conversations(SourceConfig(name="a", format="instruction_output", max_rows=24,
+                                            local_path="alpaca_eval/phi-2.model_outputs.json.gz"), DATA_DIR)
+    corpus = TokenizedCorpus(backbone, convs, ActivationsConfig(text_batch_size=4, max_length=64, sort_window=8))
+    epoch = list(corpus.batches(0))
+
+    def first_epoch(rank: int, world: int) -> list:
+        stream = ActivationStream(backbone, corpus, 32, 128, seed=0, rank=rank, world_size=world)
+        return [b.input_ids_BT for b, _ in zip(stream.token_batches(), range(len(epoch) // world))]
+
+    shards = [first_epoch(rank, 2) for rank in (0, 1)]
+    assert all(torch.equal(a, b.input_ids_BT) for a, b in zip(shards[0] + shards[1], epoch[0::2] + epoch[1::2]))
+    assert len(shards[0]) + len(shards[1]) == len(epoch)

@@ -68,8 +68,8 @@ class SAEModule(pl.LightningModule):
         the b_dec check reads its flag only at step 0, the dead-latent count is updated by a scatter (a boolean index
         would sync), and the train metrics are computed and logged only on the steps the logger writes, none on the
         progress bar (Lightning turns progress-bar tensors into numbers after every step: a sync each)."""
-        if self.global_step == 0 and not self.b_dec_initialized:
-            self.init_b_dec(x_BD)
+        if self.global_step == 0 and not self.b_dec_initialized:  # from every rank's batch: the same b_dec on each
+            self.init_b_dec(self.all_gather(x_BD).reshape(-1, x_BD.shape[-1]) if self.world_size() > 1 else x_BD)
         dead_F = self.dead_mask() if self.cfg.auxk_coef > 0 else None
         out = self.sae(x_BD, dead_F)
         main = out.fvu if self.cfg.loss == "fvu" else out.normalized_mse
@@ -78,12 +78,20 @@ class SAEModule(pl.LightningModule):
             fired_BK = out.acts_BK > 0
             fires_F = torch.zeros_like(self.tokens_since_fired_F).scatter_add_(0, out.idx_BK.flatten(),
                                                                               fired_BK.flatten().long())
-            self.tokens_since_fired_F.add_(len(x_BD)).masked_fill_(fires_F > 0, 0)
+            fires_F, tokens = self.summed_over_ranks(fires_F), len(x_BD) * self.world_size()
+            self.tokens_since_fired_F.add_(tokens).masked_fill_(fires_F > 0, 0)
             if self.logging_step():
                 self.log_dict({"train/fvu": out.fvu, "train/loss": loss, "train/l0": fired_BK.sum(-1).float().mean(),
                                "train/normalized_mse": out.normalized_mse, "train/auxk": out.auxk,
                                "train/dead_frac": self.dead_mask().float().mean()})
         return loss
+
+    def world_size(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
+
+    def summed_over_ranks(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` summed over the DDP processes (itself on one device), so every rank keeps the same statistics."""
+        return self.trainer.strategy.reduce(x, reduce_op="sum") if self.world_size() > 1 else x
 
     def logging_step(self) -> bool:
         """Whether this step's metrics reach the logger (every ``trainer.log_every_n_steps``; every step outside a
@@ -155,6 +163,13 @@ class SAEModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         s = self.val_sums
+        if self.world_size() > 1:  # each rank saw its share of the held-out batches: sum them exactly
+            names = sorted(k for k in s if k != "x_sum")
+            d_in = self.hparams["d_in"]
+            x_sum = s.get("x_sum", torch.zeros(d_in, device=self.device)).to(self.device, torch.float64)
+            packed = self.summed_over_ranks(torch.cat([torch.tensor([s[k] for k in names], dtype=torch.float64,
+                                                                    device=self.device), x_sum]))
+            s = dict(zip(names, packed[: len(names)].tolist())) | {"x_sum": packed[len(names):]}
         if not s.get("tokens"):
             return
         total_var = s["var_num"] - (s["x_sum"].pow(2).sum().item() / s["tokens"])
@@ -184,13 +199,27 @@ class ActivationDataModule(pl.LightningDataModule):
         self.start_sequence = 0
         self.stream: ActivationStream | None = None
 
+    def rank_and_world(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
-        self.stream = ActivationStream(self.backbone, self.train, self.batch_tokens, self.buffer_tokens, self.seed,
-                                       self.start_sequence)
+        """This rank's shard of the stream, in batches of ``batch_tokens / world_size`` tokens: the step's global
+        batch is ``batch_tokens`` tokens on any number of devices."""
+        rank, world = self.rank_and_world()
+        if self.batch_tokens % world:
+            raise ValueError(f"sae.batch_tokens={self.batch_tokens} must divide evenly over the {world} DDP "
+                             "processes (it is the global batch)")
+        self.stream = ActivationStream(self.backbone, self.train, self.batch_tokens // world, self.buffer_tokens,
+                                       self.seed, self.start_sequence, rank, world)
         return DataLoader(self.stream, batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
-        batches = list(self.heldout.batches(seed=0))
+        """This rank's share of the held-out sequences (each exactly once over the ranks; the module sums)."""
+        rank, world = self.rank_and_world()
+        if len(self.heldout) < world:
+            raise ValueError(f"activations.heldout_sequences gives {len(self.heldout)} held-out sequences, fewer than "
+                             f"the {world} DDP processes that share them")
+        batches = list(self.heldout.shard(rank, world).batches(seed=0))
         return DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
 
     def state_dict(self) -> dict:

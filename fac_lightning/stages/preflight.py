@@ -3,10 +3,12 @@
 config, not its weights), that a fine-tune's other backbone (``finetune.target``) can be found, and that the SAE
 corpus can be read when the SAE still has to be trained."""
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.backbone import backbone_shape, check_layer
-from fac_lightning.checks import require
+from fac_lightning.checks import ConfigError, require
 from fac_lightning.config import validate_config
 from fac_lightning.data.conversations import check_source
 
@@ -17,10 +19,34 @@ def check_sae_width(sae: DictConfig, d_model: int) -> None:
     require(sae.k <= latents, "sae.k", sae.k, f"must be <= the SAE's latents, {latents} ({how})")
 
 
+DISTRIBUTED = "ddp"
+"""The one multi-process strategy: DDP through Lightning's launcher, for the SAE stage."""
+
+
+def check_strategy(cfg: DictConfig) -> None:
+    """``trainer=ddp`` trains the SAE (``stage=sae``) on every device; what cannot run under it fails here."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if strategy in ("auto", "single_device"):
+        return
+    if strategy != DISTRIBUTED:
+        raise ConfigError("trainer.strategy", strategy, "is not supported: use trainer=ddp (strategy ddp) for the "
+                          "SAE stage, and one device (trainer=gpu or trainer=cpu) for everything else")
+    if cfg.get("stage") != "sae":
+        raise ConfigError("trainer", "ddp", "trains the SAE only (stage=sae): the other stages run in one process and "
+                          "the finetunes fit one device. Run `python train.py stage=sae trainer=ddp` first, then this "
+                          "run with trainer=gpu: it reuses that SAE")
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError("trainer", "ddp", "cannot run inside a -m sweep: Lightning's DDP launcher starts the other "
+                          "ranks by re-running the command line, which would re-run the sweep. Train the SAE alone "
+                          "(`python train.py stage=sae trainer=ddp`); the sweep then reuses it")
+
+
 def preflight(cfg: DictConfig, sae: bool = True) -> None:
     """Fail now, naming the key, on anything that would fail after a model loads. ``sae``: the run needs the SAE
     (and, if it is not trained yet, its corpus)."""
     validate_config(cfg)
+    if cfg.get("trainer") is not None:
+        check_strategy(cfg)
     if not sae:
         return
     from fac_lightning.stages.sae import sae_artifact_dir

@@ -69,11 +69,14 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
     logger = build_logger(cfg)
     trainer = fit(cfg, module, datamodule, work, logger, [checkpoint], max_steps=max_steps,
-                  val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
+                  val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+                  use_distributed_sampler=False)  # under DDP the data module shards the stream and held-out set
     if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
         raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
                            f"from {work / 'last.ckpt'}")
     metrics = {k: float(v) for k, v in trainer.validate(module, datamodule, verbose=False)[0].items()}
+    if not trainer.is_global_zero:  # a DDP rank > 0: rank 0 writes the artifact
+        return
     remove_checkpoints(work)
     module.sae.save(work, extra={
         "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,

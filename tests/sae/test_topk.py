@@ -96,7 +96,7 @@ def test_train_metrics_are_logged_only_on_the_steps_the_logger_writes():
     module = module_for(24)
     logged_steps = []
     module.log_dict = lambda metrics, **kwargs: logged_steps.append(module.global_step)
-    module._trainer = type("TrainerStub", (), {"log_every_n_steps": 5, "global_step": 0})()
+    module._trainer = type("TrainerStub", (), {"log_every_n_steps": 5, "global_step": 0, "world_size": 1})()
     x_BD = synthetic_activations(n=32)
     for step in range(12):
         module._trainer.global_step = step
