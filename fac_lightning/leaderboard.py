@@ -297,14 +297,22 @@ def write_leaderboard(folder: str | Path, out_dir: str | Path) -> dict:
             "correlations": [c for p in parts for c in p["correlations"]], "rows": [r for p in parts for r in p["rows"]]}
 
 
+def distinguishing(jobs: list[list[str]]) -> list[list[str]]:
+    """Each job's ``key=value`` overrides that not every job shares (what tells the jobs of a sweep apart)."""
+    common = set.intersection(*(set(job) for job in jobs)) if jobs else set()
+    return [[o for o in job if o not in common] for job in jobs]
+
+
 def jobs_without_results(folder: str | Path) -> list[tuple[str, list[str]]]:
     """The job folders of a sweep (those with Hydra's ``.hydra/overrides.yaml``) that hold no ``metrics.json``:
-    (folder relative to ``folder``, the job's overrides)."""
+    (folder relative to ``folder``, the overrides that tell it apart from the sweep's other jobs)."""
     folder = Path(folder)
-    jobs = sorted((p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")),
+    jobs = sorted((p.parent.parent for p in folder.rglob(".hydra/overrides.yaml") if p.parent.parent != folder),
                   key=lambda job: _natural(str(job.relative_to(folder))))
-    return [(str(job.relative_to(folder)), OmegaConf.to_container(OmegaConf.load(job / ".hydra/overrides.yaml")))
-            for job in jobs if job != folder and not (job / "metrics.json").exists()]
+    overrides = distinguishing([OmegaConf.to_container(OmegaConf.load(job / ".hydra/overrides.yaml"))
+                                for job in jobs])
+    return [(str(job.relative_to(folder)), job_overrides) for job, job_overrides in zip(jobs, overrides)
+            if not (job / "metrics.json").exists()]
 
 
 def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> dict:

@@ -15,8 +15,8 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def sweep(tiny_llama_dir, folder: Path, *overrides: str) -> subprocess.CompletedProcess:
-    command = train_command(tiny_llama_dir, folder / "artifacts", "-m", f"hydra.sweep.dir={folder / 'sweep'}",
-                            *overrides)
+    command = train_command(tiny_llama_dir, folder / "artifacts", f"hydra.sweep.dir={folder / 'sweep'}", *overrides)
+    command.insert(2, "-m")  # before the overrides: Hydra's argument parser takes flags first
     return subprocess.run(command, cwd=ROOT, env=train_env(ONE_THREAD), capture_output=True, text=True, timeout=1200,
                           check=False)
 
@@ -32,10 +32,11 @@ def ranked(folder: Path) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_a_joblib_sweep_builds_each_shared_artifact_once_and_ranks_as_the_sequential_sweep(tiny_llama_dir, tmp_path):
-    grid = ("synthesis=seed_only,fac", "seed=0,1")
+    grid = ("synthesis.m=1,2", "seed=0,1")  # four fac jobs on one SAE, feature space and seed table
     parallel = sweep(tiny_llama_dir, tmp_path / "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *grid)
     assert parallel.returncode == 0, parallel.stderr[-3000:]
-    artifacts, launcher, jobs = tmp_path / "joblib" / "artifacts", parallel.stderr, job_logs(tmp_path / "joblib")
+    artifacts, jobs = tmp_path / "joblib" / "artifacts", job_logs(tmp_path / "joblib")
+    launcher = parallel.stdout + parallel.stderr  # the launching process logs to the console
     assert len([p for p in (artifacts / "sae").iterdir() if p.is_dir()]) == 1
     for table in ("toxicity-anchor", "toxicity-seed"):
         assert len([p for p in (artifacts / "features").glob(f"{table}-*") if p.is_dir()]) == 1
@@ -51,10 +52,10 @@ def test_a_joblib_sweep_builds_each_shared_artifact_once_and_ranks_as_the_sequen
 
 
 def test_a_failed_job_leaves_the_leaderboard_of_the_others_and_is_named(tiny_llama_dir, tmp_path):
-    done = sweep(tiny_llama_dir, tmp_path, "synthesis=seed_only", "finetune.epochs=2,0")
+    done = sweep(tiny_llama_dir, tmp_path, "finetune.epochs=2,0")
     assert done.returncode != 0
-    assert "1 of 2 sweep jobs failed" in done.stderr and "#1 (synthesis=seed_only finetune.epochs=0)" in done.stderr
+    assert "1 of 2 sweep jobs failed" in done.stderr and "#1 (finetune.epochs=0)" in done.stderr
     assert "finetune.epochs" in done.stderr.split("#1 (")[1]  # the job's own error
     board = (tmp_path / "sweep" / "leaderboard.md").read_text()
-    assert "1 job(s) without results" in board and "`1` (synthesis=seed_only finetune.epochs=0)" in board
+    assert "1 job(s) without results" in board and "`1` (finetune.epochs=0)" in board
     assert len(pd.read_csv(tmp_path / "sweep" / "leaderboard.csv")) == 1

@@ -49,11 +49,14 @@ class FacSweeper(BasicSweeper):
         self.prepare = prepare
 
     def job_configs(self, batches: list[list[list[str]]]) -> list[DictConfig]:
-        """Every job's composed config, as the launcher composes it, with the sweep folder as its output folder."""
+        """Every job's config as its task function receives it (composed as the launcher composes it, without the
+        ``hydra`` node), writing its logs under ``<sweep folder>/prepare``."""
         configs = []
         for overrides in (job for batch in batches for job in batch):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            HydraConfig.instance().set_config(cfg)  # what the code may read; the launcher sets each job's own
             with open_dict(cfg):
+                del cfg["hydra"]
                 cfg.paths.output_dir = str(Path(self.config.hydra.sweep.dir) / "prepare")
             configs.append(cfg)
         return configs
@@ -63,7 +66,6 @@ class FacSweeper(BasicSweeper):
 
         configs = [c for c in self.job_configs(batches) if c.get("stage") in ("sae", "experiment")]
         if configs:
-            HydraConfig.instance().set_config(configs[0])  # what a job's code may read; the launcher sets its own
             prepare_shared(configs)
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -82,20 +84,23 @@ class FacSweeper(BasicSweeper):
             batch = self.get_job_batch()
             self.validate_batch_is_legal(batch)
             results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
-            failed += [(initial_job_idx + i, " ".join(overrides), r._return_value)
+            failed += [(initial_job_idx + i, overrides, r._return_value)
                        for i, (overrides, r) in enumerate(zip(batch, results)) if r.status == JobStatus.FAILED]
             initial_job_idx += len(batch)
             returns.append(results)
         self.report(sweep_dir, failed, initial_job_idx)
         return returns
 
-    def report(self, sweep_dir: Path, failed: list[tuple[int, str, BaseException]], jobs: int) -> None:
-        """Print and write the leaderboard of the finished jobs; then fail if any job failed, naming each."""
-        from fac_lightning.leaderboard import write_leaderboard
+    def report(self, sweep_dir: Path, failed: list[tuple[int, list[str], BaseException]], jobs: int) -> None:
+        """Print and write the leaderboard of the finished jobs; then fail if any job failed, naming each by the
+        overrides that tell it apart from the other jobs."""
+        from fac_lightning.leaderboard import distinguishing, write_leaderboard
 
         if any(sweep_dir.rglob("metrics.json")):
             print(write_leaderboard(sweep_dir, sweep_dir)["markdown"])
         if failed:
-            named = "\n".join(f"  #{i} ({overrides}): {type(e).__name__}: {e}" for i, overrides, e in failed)
+            every_job = [list(job) for batch in self.overrides for job in batch]
+            told_apart = distinguishing(every_job)
+            named = "\n".join(f"  #{i} ({' '.join(told_apart[i])}): {type(e).__name__}: {e}" for i, _, e in failed)
             raise SweepFailed(f"{len(failed)} of {jobs} sweep jobs failed (the leaderboard above, written to "
                               f"{sweep_dir}, has the others):\n{named}")
