@@ -3,10 +3,13 @@
 ``generator=vllm | openai`` for other engines)."""
 
 import logging
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.config import register_configs
 from fac_lightning.signals import stop_on_sigterm
 from fac_lightning.stages.synthesis import run_synthesis_stage
@@ -19,6 +22,10 @@ register_configs()
 def main(cfg: DictConfig) -> None:
     stop_on_sigterm()
     folder = run_synthesis_stage(cfg)
+    # the run's record, as train.py's metrics.json (benchmarks/sample_rows.py and synthesis_cost.py read them)
+    write_json_atomic(Path(cfg.paths.output_dir) / "synthesis.json", {
+        "task": cfg.task.name, "strategy": HydraConfig.get().runtime.choices["synthesis"], "seed": cfg.seed,
+        "synthetic": str(folder)})
     print(f"synthetic data set: {folder / 'rows.jsonl'}\nmanifest: {folder / 'manifest.json'}")
 
 

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from synthesis_cost import run_records
+
 
 def print_row(row: dict) -> None:
     message_lists = [k for k in ("prompt", "chosen", "rejected", "completion") if isinstance(row.get(k), list)]
@@ -22,7 +24,7 @@ def print_row(row: dict) -> None:
 
 
 def main(sweep: str, per_strategy: int = 10) -> None:
-    runs = sorted((json.loads(p.read_text()) for p in Path(sweep).rglob("metrics.json")),
+    runs = sorted((json.loads(p.read_text()) for p in run_records(sweep)),
                   key=lambda r: (r["task"], r["strategy"], r["seed"]))
     for task, strategy in dict.fromkeys((r["task"], r["strategy"]) for r in runs):
         rows = [(run["seed"], json.loads(line)) for run in runs if (run["task"], run["strategy"]) == (task, strategy)

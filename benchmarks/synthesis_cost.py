@@ -11,12 +11,17 @@ from collections import Counter
 from pathlib import Path
 
 
+def run_records(sweep: str) -> list[Path]:
+    """A sweep's runs: train.py's ``metrics.json`` and synthesize.py's ``synthesis.json``."""
+    return [*Path(sweep).rglob("metrics.json"), *Path(sweep).rglob("synthesis.json")]
+
+
 def per_row(tallies: Counter, key: str, rows: int) -> str:
     return f"{tallies[key] / rows:.1f}" if rows and key in tallies else "-"
 
 
 def main(sweep: str) -> None:
-    runs = [json.loads(p.read_text()) for p in sorted(Path(sweep).rglob("metrics.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(run_records(sweep))]
     by_strategy: dict[str, dict[str, dict]] = {}  # strategy -> row set -> its manifest (seeds may share a set)
     for run in runs:
         by_strategy.setdefault(run["strategy"], {})[run["synthetic"]] = json.loads(
