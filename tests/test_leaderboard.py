@@ -14,6 +14,7 @@ from scipy import stats
 from fac_lightning.leaderboard import (
     collect_runs,
     correlations,
+    jobs_without_results,
     leaderboard,
     run_record,
     swept_keys,
@@ -241,3 +242,18 @@ def test_a_correlation_needs_three_runs_to_be_printed(tmp_path):
     write_runs(tmp_path / "runs", RUNS[:2])
     markdown = write_leaderboard(tmp_path / "runs", tmp_path / "board")["markdown"]
     assert "No correlation with auprc: fewer than 3 runs share a metric." in markdown and "Pearson" not in markdown
+
+
+def test_a_partial_sweep_names_its_jobs_without_results(tmp_path):
+    """What ``evaluate.py mode=leaderboard`` and the sweeper write for a sweep with a failed (or running) job: the
+    finished runs' table, then the job without metrics.json, named by the overrides that tell it apart."""
+    write_runs(tmp_path / "sweep", RUNS)
+    for i, overrides in enumerate([*(run["overrides"] for run in RUNS), ["synthesis=magpie", "seed=1"]]):
+        (tmp_path / "sweep" / str(i) / ".hydra").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sweep" / str(i) / ".hydra" / "overrides.yaml").write_text(
+            "".join(f"- {o}\n" for o in ["experiment=demo", *overrides]))
+    assert jobs_without_results(tmp_path / "sweep") == [("3", ["synthesis=magpie", "seed=1"])]
+    result = write_leaderboard(tmp_path / "sweep", tmp_path / "board")
+    assert result["runs"] == 3 and result["unfinished"] == ["3"]
+    note = "**1 job(s) without results** (failed, or still running): `3` (synthesis=magpie seed=1)"
+    assert note in result["markdown"] and note in (tmp_path / "board" / "leaderboard.md").read_text()

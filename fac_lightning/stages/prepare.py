@@ -49,7 +49,7 @@ def prepare_shared(configs: list[DictConfig]) -> int:
     distinct: dict[str, DictConfig] = {}
     for i, cfg in enumerate(configs):
         try:
-            preflight(cfg, sae=cfg.stage in ("sae", "experiment"))
+            preflight(cfg)
             check_feature_space(cfg)
         except Exception as e:  # noqa: BLE001 - any failed check: the job reports it when it runs
             log.warning("sweep job #%d fails its checks (%s); its shared artifacts are not prepared", i, e)
@@ -64,5 +64,5 @@ def prepare_shared(configs: list[DictConfig]) -> int:
             log.info("preparing the sweep's shared artifacts (%s, %d/%d): %s", cfg.backbone.name, n, len(group),
                      "SAE" if cfg.stage == "sae" else f"SAE, {cfg.task.name} anchor and seed tables, relevance")
             build_shared(cfg, backbone)
-        del backbone
+        del backbone  # freed before the next backbone loads
     return len(distinct)
