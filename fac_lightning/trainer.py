@@ -24,9 +24,12 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 def fit(cfg: DictConfig, module: pl.LightningModule, data, work: Path, logger: Logger | None,
         checkpoints: list[ModelCheckpoint], **trainer_args) -> pl.Trainer:
     """Fit ``module`` on ``data`` (a DataLoader or DataModule) with the configured trainer, resuming from
-    ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override ``cfg.trainer``."""
+    ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override ``cfg.trainer``.
+    Under DDP every loader shards itself (the SAE's activation stream, a finetune's ``EpochShuffle``), so Lightning
+    does not wrap their samplers (which would lose a finetune's resume position)."""
     callbacks = [*checkpoints, RichProgressBar(), *(instantiate(c) for c in (cfg.callbacks or {}).values())]
-    trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, **trainer_args)
+    trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, use_distributed_sampler=False,
+                          **trainer_args)
     last = work / "last.ckpt"
     trainer.fit(module, data, ckpt_path=str(last) if last.exists() else None)
     return trainer

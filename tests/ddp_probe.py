@@ -1,5 +1,5 @@
-"""A Lightning callback for the DDP test (``+callbacks.probe._target_=tests.ddp_probe.SaveRankState``): at the end of
-the fit each rank saves its SAE's parameters and the token batches its stream forwarded, to compare across ranks."""
+"""A Lightning callback for the DDP tests (``+callbacks.probe._target_=tests.ddp_probe.SaveRankState``): at the end
+of each fit every rank saves its trainable parameters, to compare across ranks."""
 
 from pathlib import Path
 
@@ -13,6 +13,5 @@ class SaveRankState(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        torch.save({"params": {k: v.detach().cpu() for k, v in module.sae.state_dict().items()},
-                    "sequences_done": trainer.datamodule.stream.sequences_done},
-                   self.folder / f"rank{trainer.global_rank}.pt")
+        params = {name: p.detach().cpu() for name, p in module.named_parameters() if p.requires_grad}
+        torch.save(params, self.folder / f"rank{trainer.global_rank}.pt")

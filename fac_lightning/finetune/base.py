@@ -18,7 +18,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from fac_lightning.artifacts import REFUSE, config_hash, ensure_artifact, verify_artifact, write_json_atomic
+from fac_lightning.artifacts import (
+    REFUSE,
+    config_hash,
+    ensure_artifact,
+    process_rank,
+    verify_artifact,
+    write_json_atomic,
+)
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.checks import above, at_least, one_of, require, within
 from fac_lightning.config import BackboneConfig, component_config
@@ -114,6 +121,8 @@ class Finetune:
     """Row formats it trains on."""
     produces = ""
     """Model kind of what it saves (a benchmark's ``needs``)."""
+    distributed = False
+    """It runs under ``trainer=ddp`` (the LoRA kinds: a fit of the backbone on every GPU); the others refuse it."""
 
     def __init__(self, cfg: FinetuneConfig):
         self.cfg = cfg
@@ -145,10 +154,11 @@ def scheduled_adamw(module: pl.LightningModule, cfg: FinetuneConfig, schedule: s
 
 
 def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: StatefulDataLoader, work: Path,
-                 run_cfg: DictConfig, logger, **trainer_args) -> None:
+                 run_cfg: DictConfig, logger, **trainer_args) -> bool:
     """Fit ``data`` (``resume.shuffled_batches``) through the one Trainer builder for ``cfg.epochs``, writing
     ``work/last.ckpt`` at every epoch end and every ``cfg.checkpoint_every_n_steps`` optimizer steps (a killed fit
-    resumes from the latest); ``trainer_args`` are a kind's own Trainer settings (gradient clipping)."""
+    resumes from the latest); ``trainer_args`` are a kind's own Trainer settings (gradient clipping). Returns whether
+    this process saves the weights: under DDP only rank 0 does."""
     # Two callbacks, since one cannot save both per epoch and per step; both write last.ckpt (no last-v1.ckpt)
     checkpoints = [ModelCheckpoint(dirpath=work, save_last=True, save_on_train_epoch_end=True, every_n_epochs=1,
                                    enable_version_counter=False)]
@@ -162,6 +172,7 @@ def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: Stateful
     if trainer.current_epoch < cfg.epochs:
         raise RuntimeError(f"finetune stopped at epoch {trainer.current_epoch}; rerun to resume from "
                            f"{work / 'last.ckpt'}")
+    return trainer.is_global_zero
 
 
 def build_finetune(cfg: DictConfig | dict) -> Finetune:
@@ -189,6 +200,8 @@ def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: D
     def build(work: Path) -> None:
         pl.seed_everything(cfg.seed, workers=True)
         finetune.train(rows, backbone, work, cfg, logger)
+        if process_rank() > 0:  # a DDP rank > 0 joined the fit; rank 0 writes the artifact
+            return
         remove_checkpoints(work)
         write_json_atomic(work / "model.json", {
             "kind": finetune.name, "produces": finetune.produces, "backbone": asdict(backbone.cfg),

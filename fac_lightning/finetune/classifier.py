@@ -143,8 +143,8 @@ class ClassifierHead(ClassifierFinetune):
         states = pooled_states(backbone, encode_texts(backbone.tokenizer, texts, self.cfg.max_length),
                                self.cfg.inference_batch_size)
         data = shuffled_batches(TensorDataset(states, y), self.cfg.batch_size, run_cfg.seed)
-        fit_finetune(self.cfg, module, data, work, run_cfg, logger)
-        save_file(module.score.state_dict(), work / "head.safetensors")
+        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+            save_file(module.score.state_dict(), work / "head.safetensors")
 
     def load(self, folder, backbone):
         module = HeadOnlyClassifier(backbone.d_model, self.cfg)
@@ -155,13 +155,15 @@ class ClassifierHead(ClassifierFinetune):
 
 @FINETUNES.register("classifier_lora", ClassifierLoraConfig)
 class ClassifierLora(ClassifierFinetune):
+    distributed = True
+
     def train(self, rows, backbone, work, run_cfg, logger):
         texts, y = labelled(rows)
         module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg)
         ids, mask = padded(backbone.tokenizer, encode_texts(backbone.tokenizer, texts, self.cfg.max_length))
         data = shuffled_batches(TensorDataset(ids, mask, y), self.cfg.batch_size, run_cfg.seed)
-        fit_finetune(self.cfg, module, data, work, run_cfg, logger)
-        module.model.save_pretrained(work / "adapter")
+        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+            module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):
         module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg, str(folder / "adapter"))

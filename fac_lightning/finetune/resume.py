@@ -8,14 +8,26 @@ samplers' ``set_epoch``. So ``EpochShuffle`` draws epoch ``e``'s permutation fro
 ``DistributedSampler`` does) when the epoch's first index is taken, and its iterator saves (epoch, position).
 """
 
+import math
+
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of this process in the running DDP fit; (0, 1) outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class EpochShuffle(Sampler[int]):
-    """A permutation of ``range(n)`` per epoch, drawn from ``seed + epoch``."""
+    """A permutation of ``range(n)`` per epoch, drawn from ``seed + epoch``. Inside a DDP fit each process takes every
+    ``world``-th index of it from its rank, the permutation padded by its first indices to a multiple of ``world``
+    (as ``DistributedSampler``): equal shards, so the processes step together and rank 0's saved position is every
+    rank's."""
 
     def __init__(self, n: int, seed: int):
         self.n, self.seed, self.epoch = n, seed, 0
@@ -27,7 +39,14 @@ class EpochShuffle(Sampler[int]):
         return EpochShuffleIterator(self)
 
     def __len__(self) -> int:
-        return self.n
+        return math.ceil(self.n / process_group()[1])
+
+    def order(self, epoch: int) -> list[int]:
+        """This process's indices of epoch ``epoch``."""
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+        rank, world = process_group()
+        order += order[: len(self) * world - self.n]
+        return order[rank::world]
 
 
 class EpochShuffleIterator:
@@ -42,8 +61,7 @@ class EpochShuffleIterator:
     def __next__(self) -> int:
         if self.order is None:  # the first index: the epoch is known by now
             self.epoch = self.sampler.epoch if self.epoch is None else self.epoch
-            generator = torch.Generator().manual_seed(self.sampler.seed + self.epoch)
-            self.order = torch.randperm(self.sampler.n, generator=generator).tolist()
+            self.order = self.sampler.order(self.epoch)
         if self.position == len(self.order):
             raise StopIteration
         self.position += 1

@@ -196,8 +196,8 @@ class RewardHead(RewardFinetune):
         rejected_ND = pooled_states(backbone, encode_sides(tokenizer, rejected, self.cfg.max_length), batch)
         module = HeadOnlyReward(backbone.d_model, self.cfg)
         data = shuffled_batches(TensorDataset(chosen_ND, rejected_ND, margin_B), self.cfg.batch_size, run_cfg.seed)
-        fit_finetune(self.cfg, module, data, work, run_cfg, logger)
-        save_file(module.score.state_dict(), work / "head.safetensors")
+        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+            save_file(module.score.state_dict(), work / "head.safetensors")
 
     def load(self, folder, backbone):
         module = HeadOnlyReward(backbone.d_model, self.cfg)
@@ -208,6 +208,8 @@ class RewardHead(RewardFinetune):
 
 @FINETUNES.register("reward_lora", RewardLoraConfig)
 class RewardLora(RewardFinetune):
+    distributed = True
+
     def train(self, rows, backbone, work, run_cfg, logger):
         chosen, rejected, margin_B = pair_sides(rows)
         tokenizer = backbone.tokenizer
@@ -219,8 +221,8 @@ class RewardLora(RewardFinetune):
             margin_B.tolist(), strict=True)]
         data = shuffled_batches(items, self.cfg.batch_size, run_cfg.seed,
                                 collate_fn=DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id))
-        fit_finetune(self.cfg, module, data, work, run_cfg, logger)
-        module.model.save_pretrained(work / "adapter")
+        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+            module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):
         module = LoRAReward(backbone.path, backbone.tokenizer, self.cfg, str(folder / "adapter"))

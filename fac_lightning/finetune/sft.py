@@ -102,6 +102,7 @@ class LoRASFT(AdapterCheckpoints):
 class SFTLora(Finetune):
     consumes = ("instruction_response",)
     produces = "chat_model"
+    distributed = True
 
     def target(self, backbone: Backbone) -> Backbone:
         """The backbone to fine-tune: ``finetune.target`` if set (loaded from the run backbone's cache, converted
@@ -119,8 +120,8 @@ class SFTLora(Finetune):
         data = shuffled_batches(examples, self.cfg.batch_size, run_cfg.seed,
                                 collate_fn=DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
         module = LoRASFT(lora_causal_lm(target.path, self.cfg), self.cfg)
-        fit_finetune(self.cfg, module, data, work, run_cfg, logger, gradient_clip_val=self.cfg.gradient_clip_val)
-        module.model.save_pretrained(work / "adapter")
+        if fit_finetune(self.cfg, module, data, work, run_cfg, logger, gradient_clip_val=self.cfg.gradient_clip_val):
+            module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):
         """The merged model, in the dtype the target backbone runs in (as the un-finetuned base it is compared with)."""

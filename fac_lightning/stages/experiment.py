@@ -18,7 +18,7 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import write_json_atomic
+from fac_lightning.artifacts import process_rank, write_json_atomic
 from fac_lightning.backbone import load_backbone
 from fac_lightning.data.conversations import DataError
 from fac_lightning.data.task_parts import task_part, task_parts
@@ -113,6 +113,9 @@ def run_experiment(cfg: DictConfig) -> dict:
         "background_part": chain.strategy.task.background_part if background else None,
         "background_rows": len(background)})
     train_rows = rows + background
+    if process_rank() > 0:  # a DDP rank > 0 (started for the finetune's fit): rank 0 benchmarks and records
+        close_logger(logger)
+        return {"rank": process_rank(), "model": str(model_dir)}
     lap("finetune")
     bench = run_benchmark(chain.benchmark, chain.finetune.load(model_dir, backbone), cfg.paths.output_dir)
     lap("benchmark")

@@ -20,21 +20,31 @@ def check_sae_width(sae: DictConfig, d_model: int) -> None:
 
 
 DISTRIBUTED = "ddp"
-"""The one multi-process strategy: DDP through Lightning's launcher, for the SAE stage."""
+"""The one multi-process strategy: DDP through Lightning's launcher, which starts ranks 1.. by re-running the
+command line; each rank then joins rank 0's fits (``artifacts.ensure_artifact``)."""
 
 
 def check_strategy(cfg: DictConfig) -> None:
-    """``trainer=ddp`` trains the SAE (``stage=sae``) on every device; what cannot run under it fails here."""
+    """``trainer=ddp`` runs the SAE's fit (``stage=sae``) and a LoRA finetune's (``stage=experiment`` on a built SAE)
+    on every device; what cannot run under it fails here, naming what to use instead."""
     strategy = str(cfg.trainer.get("strategy", "auto"))
     if strategy in ("auto", "single_device"):
         return
     if strategy != DISTRIBUTED:
         raise ConfigError("trainer.strategy", strategy, "is not supported: use trainer=ddp (strategy ddp) for the "
-                          "SAE stage, and one device (trainer=gpu or trainer=cpu) for everything else")
-    if cfg.get("stage") != "sae":
-        raise ConfigError("trainer", "ddp", "trains the SAE only (stage=sae): the other stages run in one process and "
-                          "the finetunes fit one device. Run `python train.py stage=sae trainer=ddp` first, then this "
-                          "run with trainer=gpu: it reuses that SAE")
+                          "SAE stage and the LoRA finetunes, and one device (trainer=gpu or trainer=cpu) otherwise")
+    if cfg.get("stage") == "experiment":
+        from fac_lightning.finetune import FINETUNES
+        from fac_lightning.stages.sae import sae_artifact_dir
+
+        if not FINETUNES.get(cfg.finetune.kind).cls.distributed:
+            raise ConfigError("trainer", "ddp", f"runs the LoRA finetunes only; finetune={cfg.finetune.kind} fits "
+                              "one device: use trainer=gpu")
+        if not sae_artifact_dir(cfg).exists():  # the ranks would all redo the chain before the finetune's fit
+            raise ConfigError("trainer", "ddp", "needs the SAE built first, so that only the finetune runs on every "
+                              "device: run `python train.py stage=sae trainer=ddp` (same overrides), then this")
+    elif cfg.get("stage") != "sae":
+        raise ConfigError("trainer", "ddp", f"does not run stage={cfg.get('stage')}: use trainer=gpu")
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise ConfigError("trainer", "ddp", "cannot run inside a -m sweep: Lightning's DDP launcher starts the other "
                           "ranks by re-running the command line, which would re-run the sweep. Train the SAE alone "

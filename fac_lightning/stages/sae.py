@@ -69,8 +69,7 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
     logger = build_logger(cfg)
     trainer = fit(cfg, module, datamodule, work, logger, [checkpoint], max_steps=max_steps,
-                  val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-                  use_distributed_sampler=False)  # under DDP the data module shards the stream and held-out set
+                  val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
     if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
         raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
                            f"from {work / 'last.ckpt'}")

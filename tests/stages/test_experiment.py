@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 
 from fac_lightning.checks import ConfigError
@@ -355,3 +356,31 @@ def test_a_real_instruction_row_that_echoes_its_instruction_fails_before_loading
     with pytest.raises(ValueError, match=f"task part 'seed' \\({rows}\\): example 2 \\('List colours.'\\) makes no "
                                          "'instruction_response' row: .*echoes_instruction"):
         plan(cfg)
+
+
+@pytest.mark.slow
+def test_a_lora_finetune_runs_on_two_ddp_processes_on_a_built_sae(tiny_llama_dir, tmp_path):
+    """``python train.py trainer=ddp finetune=classifier_lora`` with 2 CPU processes (gloo) after the SAE was built:
+    rank 1, started by Lightning's launcher, reuses every upstream artifact, joins the LoRA fit on its share of the
+    batches and stops; rank 0 writes the one model and benchmarks it; both ranks end with the same adapters."""
+    import subprocess
+
+    from tests.conftest import ROOT, train_command, train_env
+
+    def train(name, *overrides):
+        command = train_command(tiny_llama_dir, tmp_path / "artifacts", f"hydra.run.dir={tmp_path / name}",
+                                "finetune=classifier_lora", "finetune.epochs=2", "finetune.batch_size=4", *overrides)
+        done = subprocess.run(command, cwd=ROOT, env=train_env({"OMP_NUM_THREADS": "1"}), capture_output=True,
+                              text=True, timeout=900, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    train("sae", "stage=sae")
+    probe = tmp_path / "probe"
+    train("ddp", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+          "+callbacks.probe._target_=tests.ddp_probe.SaveRankState", f"+callbacks.probe.folder={probe}")
+    ranks = [torch.load(probe / f"rank{r}.pt") for r in (0, 1)]
+    assert any("lora_A" in k for k in ranks[0]) and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
+    models = [p for p in (tmp_path / "artifacts" / "finetune").iterdir() if p.is_dir()]
+    assert len(models) == 1 and (models[0] / "adapter").is_dir() and not list(models[0].glob("*.ckpt"))
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["benchmark"]["examples"] == 40
+    assert "stage experiment done: {'rank': 1" in (tmp_path / "ddp" / "train_ddp_process_1.log").read_text()

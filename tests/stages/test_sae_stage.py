@@ -91,22 +91,24 @@ def test_a_two_process_ddp_sae_writes_one_artifact_close_to_the_one_process_sae(
                          "+callbacks.probe._target_=tests.ddp_probe.SaveRankState", f"+callbacks.probe.folder={probe}")
     _, single = train(tmp_path / "single")
     ranks = [torch.load(probe / f"rank{r}.pt") for r in (0, 1)]
-    assert all(torch.equal(ranks[0]["params"][k], ranks[1]["params"][k]) for k in ranks[0]["params"])
+    assert ranks[0].keys() == ranks[1].keys() and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
     sae, _ = load_sae(ddp_dir)
-    assert torch.equal(sae.W_dec.detach(), ranks[0]["params"]["W_dec"])  # rank 0 wrote what both ranks trained
+    assert torch.equal(sae.W_dec.detach(), ranks[0]["sae.W_dec"])  # rank 0 wrote what both ranks trained
     assert ddp["steps"] == single["steps"] == 30 and ddp["tokens"] == single["tokens"]
     assert abs(ddp["metrics"]["val/fvu"] - single["metrics"]["val/fvu"]) < 0.02  # measured: 0.380 vs 0.383
     for metric in ("val/ce_clean", "val/ce_zero"):  # the ranks' held-out shards add up to the whole held-out set
         assert ddp["metrics"][metric] == pytest.approx(single["metrics"][metric], abs=1e-4)
 
 
-def test_ddp_is_refused_outside_the_sae_stage_and_other_strategies_everywhere():
+def test_what_cannot_run_under_ddp_is_refused_naming_what_to_use(tmp_path):
     from fac_lightning.checks import ConfigError
     from fac_lightning.stages.preflight import check_strategy
 
-    with pytest.raises(ConfigError, match=r"trainer='ddp'.*stage=sae.*trainer=gpu"):
-        check_strategy(compose_config(["trainer=ddp"]))
+    with pytest.raises(ConfigError, match=r"trainer='ddp'.*LoRA finetunes only; finetune=classifier_head .*trainer=gpu"):
+        check_strategy(compose_config(["trainer=ddp"], tmp_path))
+    with pytest.raises(ConfigError, match=r"trainer='ddp'.*needs the SAE built first.*stage=sae trainer=ddp"):
+        check_strategy(compose_config(["trainer=ddp", "finetune=classifier_lora"], tmp_path))
     with pytest.raises(ConfigError, match=r"trainer.strategy='fsdp'.*trainer=ddp"):
-        check_strategy(compose_config(["stage=sae", "trainer=ddp", "trainer.strategy=fsdp"]))
-    check_strategy(compose_config(["stage=sae", "trainer=ddp"]))
-    check_strategy(compose_config(["trainer=gpu"]))
+        check_strategy(compose_config(["stage=sae", "trainer=ddp", "trainer.strategy=fsdp"], tmp_path))
+    check_strategy(compose_config(["stage=sae", "trainer=ddp"], tmp_path))
+    check_strategy(compose_config(["trainer=gpu"], tmp_path))
