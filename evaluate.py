@@ -1,10 +1,11 @@
 """Entry point: measure a data set in feature space, write feature cards, benchmark a saved model, or build a
-leaderboard (``fac_lightning.stages.evaluate``).
+sweep's leaderboard or HTML report (``fac_lightning.stages.evaluate``).
 
     python evaluate.py mode=dataset dataset=<file.jsonl | conf/data name> task=toxicity
     python evaluate.py mode=features task=toxicity relevance=llm_judge
     python evaluate.py mode=benchmark model=<saved model folder | train.py run folder> [benchmark=moderation]
     python evaluate.py mode=leaderboard runs=<folder with runs' metrics.json | wandb:<entity>/<project>/<group>>
+    python evaluate.py mode=report runs=<sweep folder>      # report.html in the sweep folder
 """
 
 import hydra

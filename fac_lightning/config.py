@@ -32,6 +32,7 @@ class Mode(str, Enum):
     features = "features"
     benchmark = "benchmark"
     leaderboard = "leaderboard"
+    report = "report"
 
 
 class Embedder(str, Enum):
@@ -332,7 +333,8 @@ class EvaluateConfig(TrainConfig):
     """mode=benchmark: a saved model folder (``model.json``), a train.py run folder (its metrics.json names it), or
     ``base``: the un-finetuned backbone (``finetune.target`` if set) as a chat model."""
     runs: str | None = None
-    """mode=leaderboard: folder searched (recursively) for runs' metrics.json, or ``wandb:<entity>/<project>/<group>``."""
+    """mode=leaderboard | report: folder searched (recursively) for runs' metrics.json, or
+    ``wandb:<entity>/<project>/<group>``."""
     cards: int = 20
     """mode=features: how many feature cards to write."""
 

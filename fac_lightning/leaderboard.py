@@ -51,7 +51,7 @@ def run_record(run: dict, where: str) -> dict:
     bench, fac = run["benchmark"], run.get("fac") or {}
     return {"run": where, "task": run.get("task"), "strategy": run["strategy"], "seed": run.get("seed"),
             "benchmark": bench["name"], "primary": bench["primary"], "examples": bench.get("examples"),
-            "train_rows": run.get("train_rows"),
+            "base_rate": _num(bench.get("base_rate")), "train_rows": run.get("train_rows"),
             **{f"benchmark/{k}": _num(v) for k, v in bench["metrics"].items()},
             "fac": _num(fac.get("binary")), "fac_frequency": _num(fac.get("frequency")),
             "fac_magnitude": _num(fac.get("magnitude")),

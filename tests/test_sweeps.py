@@ -59,3 +59,4 @@ def test_a_failed_job_leaves_the_leaderboard_of_the_others_and_is_named(tiny_lla
     board = (tmp_path / "sweep" / "leaderboard.md").read_text()
     assert "1 job(s) without results" in board and "`1` (finetune.epochs=0)" in board
     assert len(pd.read_csv(tmp_path / "sweep" / "leaderboard.csv")) == 1
+    assert "`1` (finetune.epochs=0)" in (tmp_path / "sweep" / "report.html").read_text()  # the report names it too

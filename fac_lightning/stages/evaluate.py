@@ -20,6 +20,7 @@ from fac_lightning.features.cards import cards_markdown
 from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.finetune.chat_model import ChatModel
 from fac_lightning.leaderboard import write_leaderboard
+from fac_lightning.report import write_report
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
 from fac_lightning.stages.preflight import preflight
@@ -137,6 +138,16 @@ def build_leaderboard(cfg: DictConfig) -> dict:
     return result
 
 
+def build_report(cfg: DictConfig) -> Path:
+    if cfg.runs is None:
+        raise ValueError("mode=report needs runs=<sweep folder with runs' metrics.json, or wandb:<entity>/<project>/"
+                         "<group>>")
+    folder = Path(cfg.runs)
+    out = write_report(cfg.runs, folder if folder.is_dir() else cfg.paths.output_dir)
+    print(f"report: {out.resolve()} ({out.stat().st_size // 1024} KiB; open it in a browser: file://{out.resolve()})")
+    return out
+
+
 def feature_space(cfg: DictConfig) -> FeatureSpace:
     check_feature_space(cfg)  # a bad name or key fails before the backbone loads
     return build_feature_space(cfg)
@@ -144,7 +155,7 @@ def feature_space(cfg: DictConfig) -> FeatureSpace:
 
 MODES = {Mode.dataset: evaluate_dataset,
          Mode.features: lambda cfg: write_feature_cards(cfg, feature_space(cfg)),
-         Mode.benchmark: benchmark_model, Mode.leaderboard: build_leaderboard}
+         Mode.benchmark: benchmark_model, Mode.leaderboard: build_leaderboard, Mode.report: build_report}
 
 
 def run_evaluate(cfg: DictConfig):

@@ -95,9 +95,11 @@ class FacSweeper(BasicSweeper):
         """Print and write the leaderboard of the finished jobs; then fail if any job failed, naming each by the
         overrides that tell it apart from the other jobs."""
         from fac_lightning.leaderboard import distinguishing, write_leaderboard
+        from fac_lightning.report import write_report
 
         if any(sweep_dir.rglob("metrics.json")):
             print(write_leaderboard(sweep_dir, sweep_dir)["markdown"])
+            print(f"report: {write_report(sweep_dir, sweep_dir).resolve()} (open it in a browser)")
         if failed:
             every_job = [list(job) for batch in self.overrides for job in batch]
             told_apart = distinguishing(every_job)
