@@ -11,7 +11,7 @@ import pytest
 from fac_lightning.report import ROWS_PER_STRATEGY, write_report
 from tests.test_leaderboard import metrics, write_runs
 
-REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I)
+REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 """A resource the page would fetch from elsewhere (a script, stylesheet, font or image by URL)."""
 
 

@@ -20,8 +20,8 @@ from fac_lightning.features.cards import cards_markdown
 from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.finetune.chat_model import ChatModel
 from fac_lightning.leaderboard import write_leaderboard
-from fac_lightning.report import write_report
 from fac_lightning.metrics.diversity import text_metrics
+from fac_lightning.report import write_report
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
 from fac_lightning.stages.preflight import preflight
 
