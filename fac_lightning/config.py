@@ -409,6 +409,12 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 """This checkout's config tree (the entry points' ``config_path``)."""
 
 
+def saved_config(container: dict) -> DictConfig:
+    """A run's resolved config as a manifest saved it, typed again by the train schema (so that stages read it as
+    they read a composed one)."""
+    return OmegaConf.merge(OmegaConf.structured(TrainConfig), container)
+
+
 def compose_config(overrides: list[str] = (), config_name: str = "train") -> DictConfig:
     """Compose a root config (``conf/train.yaml`` or ``evaluate.yaml``) with ``overrides`` as the entry points do,
     outside a Hydra app (tests, benchmark scripts), once ``register_configs()`` has run; ``paths.output_dir`` (a

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from fac_lightning.leaderboard import (
@@ -95,6 +96,71 @@ def first_rows(records: list[dict]) -> list[dict]:
     return [{"strategy": s, "rows": rows} for s, rows in by_strategy.items()]
 
 
+MISSING_SHOWN = 60
+"""Missing features drawn in the coverage chart and given a card (the most frequent on the anchor first)."""
+
+
+def coverage_section(task_records: list[dict]) -> dict:
+    """Which of the task's missing relevant features (F(anchor) ∩ R \\ F(seed), most frequent on the anchor first)
+    each strategy's rows activate, from the artifacts the runs used (the feature space, each row set's table); and a
+    card per shown feature (relevance evidence, top-activating anchor spans)."""
+    from fac_lightning.config import saved_config
+    from fac_lightning.data.task_parts import task_part
+    from fac_lightning.stages.feature_space import build_feature_space
+    from fac_lightning.stages.synthesis import read_rows
+    from fac_lightning.synthesis.base import build_strategy
+
+    first = Path(task_records[0]["synthetic"])
+    cfg = saved_config(json.loads((first / "manifest.json").read_text())["config"])
+    space = build_feature_space(cfg)
+    seed = [e.conversation for e in task_part(build_strategy(cfg).task, "seed", cfg.paths.data_dir)]
+    missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
+    covered: dict[str, list[np.ndarray]] = {}
+    for run in task_records:  # each row set once per strategy and seed
+        folder = Path(run["synthetic"])
+        run_cfg = saved_config(json.loads((folder / "manifest.json").read_text())["config"])
+        strategy = build_strategy(run_cfg)
+        rows = [r for r in read_rows(folder) if strategy.format.measured(r, strategy.task.label)]
+        conversations = [strategy.format.scored(r) for r in rows]
+        active = (space.table(f"{cfg.task.name}-{strategy.name}", conversations, run_cfg).active(space.delta)
+                  if conversations else np.zeros(space.anchor.num_features, dtype=bool))
+        covered.setdefault(run["strategy"], []).append(active[missing])
+    shares = {s: np.mean(a, axis=0) for s, a in covered.items()}  # per missing feature: share of the row sets
+    shown = missing[:MISSING_SHOWN]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(shares)
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(names) + 1.4))
+    ax.imshow(np.stack([shares[s][: len(shown)] for s in names]), aspect="auto", cmap="Greens", vmin=0, vmax=1)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xticks(range(len(shown)), [str(f) for f in shown], rotation=90, fontsize=5)
+    ax.set_xlabel(f"the {len(shown)} most frequent of the {len(missing)} missing features (id, by anchor frequency); "
+                  "shade: share of the strategy's row sets that activate it", fontsize=7)
+    fig.tight_layout()
+    counts = [{"strategy": s, "covered": f"{np.mean([a.sum() for a in covered[s]]):.1f}", "row_sets": len(covered[s])}
+              for s in names]
+    cards = [{"feature": int(f), "record": space.records.get(int(f), {}),
+              "covered_by": [s for s in names if shares[s][i] > 0],
+              "spans": [(round(span.score, 2), " ".join(span.text.split())) for span in space.anchor.spans.get(int(f), [])[:5]]}
+             for i, f in enumerate(shown)]
+    return {"task": cfg.task.name, "missing": len(missing), "svg": svg(fig), "counts": counts, "cards": cards}
+
+
+def coverage_sections(records: list[dict]) -> list[dict]:
+    """One coverage section per task of the sweep; a task whose artifacts cannot be read gets the reason instead."""
+    sections = []
+    for task in dict.fromkeys(r.get("task") for r in records):
+        task_records = [r for r in records if r.get("task") == task and r.get("synthetic")]
+        try:
+            sections.append(coverage_section(task_records))
+        except (OSError, KeyError, ValueError) as e:  # an artifact deleted or from an older layout
+            sections.append({"task": task, "error": f"{type(e).__name__}: {e}"})
+    return sections
+
+
 def write_report(folder: str | Path, out_dir: str | Path) -> Path:
     """``report.html`` in ``out_dir`` for the runs under ``folder`` (or a ``wandb:`` group); returns its path."""
     runs = collect_runs(folder)
@@ -109,7 +175,7 @@ def write_report(folder: str | Path, out_dir: str | Path) -> Path:
     page = jinja2.Template(TEMPLATE.read_text(), autoescape=True).render(
         source=str(folder), runs=len(runs), benchmarks=[benchmark_section(runs[runs["benchmark"] == b])
                                                         for b in dict.fromkeys(runs["benchmark"])],
-        rows=first_rows(records), details=details, local=local,
+        rows=first_rows(records), details=details, local=local, coverage=coverage_sections(records),
         unfinished=[f"{job} ({' '.join(o)})" for job, o in (jobs_without_results(folder) if local else [])])
     out = Path(out_dir) / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -61,3 +61,22 @@ def test_chromium_renders_the_report_offline(tmp_path):
     subprocess.run([*offline, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120,
                    check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_coverage_view_and_feature_cards_come_from_the_runs_artifacts(tiny_llama_dir, tmp_path):
+    """Two real tiny chains (seed_only, fac) in one folder: the report reads their feature space and row sets'
+    tables and shows, per strategy, how many missing features its rows activate, with a card per shown feature."""
+    from fac_lightning.report import MISSING_SHOWN
+    from fac_lightning.stages.experiment import run_experiment
+    from tests.stages.test_experiment import chain_config
+
+    for strategy in ("seed_only", "fac"):
+        cfg = chain_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}")
+        cfg.paths.output_dir = str(tmp_path / "sweep" / strategy)
+        run_experiment(cfg)
+    page = write_report(tmp_path / "sweep", tmp_path / "sweep").read_text()
+    counts = dict(re.findall(r"<tr><td>(\w+)</td><td>([\d.]+)</td><td>1</td></tr>", page))
+    missing = int(re.search(r"<p class=\"note\">(\d+) relevant anchor features that the seed rows", page).group(1))
+    assert set(counts) == {"seed_only", "fac"} and float(counts["seed_only"]) == 0  # the seed rows cover none
+    assert 0 < float(counts["fac"]) <= missing
+    assert page.count('class="card"') == min(missing, MISSING_SHOWN) and "Not available" not in page
