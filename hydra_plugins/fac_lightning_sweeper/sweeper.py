@@ -18,7 +18,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobStatus
+from hydra.core.utils import JobRuntime, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,11 @@ class FacSweeper(BasicSweeper):
         """Every job's config as its task function receives it (composed as the launcher composes it, without the
         ``hydra`` node), writing its logs under ``<sweep folder>/prepare``."""
         configs = []
-        for overrides in (job for batch in batches for job in batch):
+        for num, overrides in enumerate(job for batch in batches for job in batch):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(cfg):  # what the launcher sets before a job runs (the loggers' settings read them)
+                cfg.hydra.job.name, cfg.hydra.job.num = JobRuntime.instance().get("name"), num
+                cfg.hydra.job.id = f"prepare_{num}"
             HydraConfig.instance().set_config(cfg)  # what the code may read; the launcher sets each job's own
             with open_dict(cfg):
                 del cfg["hydra"]
