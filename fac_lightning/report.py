@@ -116,7 +116,7 @@ def coverage_section(task_records: list[dict]) -> dict:
     seed = [e.conversation for e in task_part(build_strategy(cfg).task, "seed", cfg.paths.data_dir)]
     missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
     covered: dict[str, list[np.ndarray]] = {}
-    for run in task_records:  # each row set once per strategy and seed
+    for run in task_records:  # per run: seeds may share a row set (real data)
         folder = Path(run["synthetic"])
         run_cfg = saved_config(json.loads((folder / "manifest.json").read_text())["config"])
         strategy = build_strategy(run_cfg)
@@ -140,7 +140,7 @@ def coverage_section(task_records: list[dict]) -> dict:
     ax.set_xlabel(f"the {len(shown)} most frequent of the {len(missing)} missing features (id, by anchor frequency); "
                   "shade: share of the strategy's row sets that activate it", fontsize=7)
     fig.tight_layout()
-    counts = [{"strategy": s, "covered": f"{np.mean([a.sum() for a in covered[s]]):.1f}", "row_sets": len(covered[s])}
+    counts = [{"strategy": s, "covered": f"{np.mean([a.sum() for a in covered[s]]):.1f}", "runs": len(covered[s])}
               for s in names]
     cards = [{"feature": int(f), "record": space.records.get(int(f), {}),
               "covered_by": [s for s in names if shares[s][i] > 0],
