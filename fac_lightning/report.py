@@ -125,7 +125,7 @@ def coverage_section(task_records: list[dict]) -> dict:
         active = (space.table(f"{cfg.task.name}-{strategy.name}", conversations, run_cfg).active(space.delta)
                   if conversations else np.zeros(space.anchor.num_features, dtype=bool))
         covered.setdefault(run["strategy"], []).append(active[missing])
-    shares = {s: np.mean(a, axis=0) for s, a in covered.items()}  # per missing feature: share of the row sets
+    shares = {s: np.mean(a, axis=0) for s, a in covered.items()}  # per missing feature: share of the runs
     shown = missing[:MISSING_SHOWN]
     import matplotlib
 
@@ -138,7 +138,7 @@ def coverage_section(task_records: list[dict]) -> dict:
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_xticks(range(len(shown)), [str(f) for f in shown], rotation=90, fontsize=5)
     ax.set_xlabel(f"the {len(shown)} most frequent of the {len(missing)} missing features (id, by anchor frequency); "
-                  "shade: share of the strategy's row sets that activate it", fontsize=7)
+                  "shade: share of the strategy's runs whose rows activate it", fontsize=7)
     fig.tight_layout()
     counts = [{"strategy": s, "covered": f"{np.mean([a.sum() for a in covered[s]]):.1f}", "runs": len(covered[s])}
               for s in names]
