@@ -14,11 +14,14 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 """Every process computes with one thread, so that a job gives the same numbers in a joblib worker as in-process."""
 
 
-def sweep(tiny_llama_dir, folder: Path, *overrides: str) -> subprocess.CompletedProcess:
-    command = train_command(tiny_llama_dir, folder / "artifacts", f"hydra.sweep.dir={folder / 'sweep'}", *overrides)
+def sweep(tiny_llama_dir, folder: Path, *overrides: str, sweep_dir: bool = True) -> subprocess.CompletedProcess:
+    """``python train.py -m`` on the tiny chain, into ``folder/sweep`` (or, ``sweep_dir=False``, the default folder
+    under ``PROJECT_ROOT=folder``, as a user's sweep goes)."""
+    command = train_command(tiny_llama_dir, folder / "artifacts", *overrides,
+                            *([f"hydra.sweep.dir={folder / 'sweep'}"] if sweep_dir else []))
     command.insert(2, "-m")  # before the overrides: Hydra's argument parser takes flags first
-    return subprocess.run(command, cwd=ROOT, env=train_env(ONE_THREAD), capture_output=True, text=True, timeout=1200,
-                          check=False)
+    return subprocess.run(command, cwd=ROOT, env=train_env({**ONE_THREAD, "PROJECT_ROOT": str(folder)}),
+                          capture_output=True, text=True, timeout=1200, check=False)
 
 
 def job_logs(folder: Path) -> str:
@@ -52,11 +55,13 @@ def test_a_joblib_sweep_builds_each_shared_artifact_once_and_ranks_as_the_sequen
 
 
 def test_a_failed_job_leaves_the_leaderboard_of_the_others_and_is_named(tiny_llama_dir, tmp_path):
-    done = sweep(tiny_llama_dir, tmp_path, "finetune.epochs=2,0", "logger=wandb")  # W&B offline reads hydra.*
+    # W&B (offline) and the default sweep folder: the shared artifacts are built with what a job's config reads
+    done = sweep(tiny_llama_dir, tmp_path, "finetune.epochs=2,0", "logger=wandb", sweep_dir=False)
     assert done.returncode != 0
     assert "1 of 2 sweep jobs failed" in done.stderr and "#1 (finetune.epochs=0)" in done.stderr
     assert "finetune.epochs" in done.stderr.split("#1 (")[1]  # the job's own error
-    board = (tmp_path / "sweep" / "leaderboard.md").read_text()
+    (folder,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    board = (folder / "leaderboard.md").read_text()
     assert "1 job(s) without results" in board and "`1` (finetune.epochs=0)" in board
-    assert len(pd.read_csv(tmp_path / "sweep" / "leaderboard.csv")) == 1
-    assert "without results (failed, or still running): 1 (finetune.epochs=0)" in (tmp_path / "sweep" / "report.html").read_text()
+    assert len(pd.read_csv(folder / "leaderboard.csv")) == 1
+    assert "without results (failed, or still running): 1 (finetune.epochs=0)" in (folder / "report.html").read_text()

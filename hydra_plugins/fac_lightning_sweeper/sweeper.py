@@ -9,6 +9,7 @@ several workers needs:
   and its error.
 """
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,13 @@ class FacSweeper(BasicSweeper):
         ``hydra`` node), writing its logs under ``<sweep folder>/prepare``."""
         configs = []
         for num, overrides in enumerate(job for batch in batches for job in batch):
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(cfg):  # what the launcher sets before a job runs (the loggers' settings read them)
-                cfg.hydra.job.name, cfg.hydra.job.num = JobRuntime.instance().get("name"), num
-                cfg.hydra.job.id = f"prepare_{num}"
-            HydraConfig.instance().set_config(cfg)  # what the code may read; the launcher sets each job's own
+            full = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(full):  # what the launcher sets before a job runs (the loggers' settings read them)
+                full.hydra.job.name, full.hydra.job.num = JobRuntime.instance().get("name"), num
+                full.hydra.job.id = f"prepare_{num}"
+            if num == 0:  # ${hydra:...} in the jobs' configs reads it; the launcher sets each job's own later
+                HydraConfig.instance().set_config(full)
+            cfg = copy.deepcopy(full)
             with open_dict(cfg):
                 del cfg["hydra"]
                 cfg.paths.output_dir = str(Path(self.config.hydra.sweep.dir) / "prepare")
