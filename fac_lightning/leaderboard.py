@@ -51,7 +51,8 @@ def run_record(run: dict, where: str) -> dict:
     bench, fac = run["benchmark"], run.get("fac") or {}
     return {"run": where, "task": run.get("task"), "strategy": run["strategy"], "seed": run.get("seed"),
             "benchmark": bench["name"], "primary": bench["primary"], "examples": bench.get("examples"),
-            "base_rate": _num(bench.get("base_rate")), "train_rows": run.get("train_rows"),
+            **({"base_rate": _num(bench["base_rate"])} if bench.get("base_rate") is not None else {}),
+            "train_rows": run.get("train_rows"),
             **{f"benchmark/{k}": _num(v) for k, v in bench["metrics"].items()},
             "fac": _num(fac.get("binary")), "fac_frequency": _num(fac.get("frequency")),
             "fac_magnitude": _num(fac.get("magnitude")),
@@ -94,8 +95,8 @@ def wandb_group_runs(path: str) -> list[tuple[str, dict]]:
             "task": info.get("task"), "strategy": info["strategy"], "seed": info.get("seed"),
             "overrides": list(info.get("overrides") or []), "train_rows": info.get("train_rows"),
             "fac": logged["fac"], "text": logged["text"],
-            "benchmark": {"name": info["benchmark"], "primary": info["primary"],
-                          "examples": info.get("examples"), "metrics": logged["benchmark"]},
+            "benchmark": {"name": info["benchmark"], "primary": info["primary"], "examples": info.get("examples"),
+                          "base_rate": info.get("base_rate"), "metrics": logged["benchmark"]},
         }))
     if not found:
         raise FileNotFoundError(f"runs=wandb:{path}: the W&B group {group!r} of {project} has no "

@@ -132,6 +132,7 @@ def run_experiment(cfg: DictConfig) -> dict:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run": {
             "task": result["task"], "strategy": result["strategy"], "seed": cfg.seed, "overrides": result["overrides"],
             "benchmark": bench["name"], "primary": bench["primary"], "examples": bench["examples"],
+            "base_rate": bench.get("base_rate"),
             "train_rows": len(train_rows)}})
         logger.log_metrics({**{f"fac/{k}": v for k, v in result["fac"].items()},
                             **{f"text/{k}": v for k, v in result["text"].items()},
