@@ -23,7 +23,8 @@ from fac_lightning.leaderboard import (
 
 
 def metrics(strategy: str, seed: int, score: float, fac: float, overrides: list[str] = (), *,
-            name: str = "toxicchat", primary: str = "auprc", text: dict | None = None) -> dict:
+            name: str = "toxicchat", primary: str = "auprc", text: dict | None = None,
+            base_rate: float | None = None) -> dict:
     """A run's metrics.json, as the experiment writes it."""
     scores = ({"auprc": score, "f1": 0.5, "precision": 0.6, "recall": 0.4} if primary == "auprc"
               else {primary: score, "macro_f1": 1 - score})
@@ -32,7 +33,8 @@ def metrics(strategy: str, seed: int, score: float, fac: float, overrides: list[
             "synthetic": None, "model": "/m", "fac": {"binary": fac, "frequency": fac / 2, "magnitude": 0.9},
             "text": text if text is not None else {"distinct_1": 0.3, "distinct_2": 0.7, "self_bleu": 0.2,
                                                    "embedding_cosine_distance": None},
-            "benchmark": {"name": name, "primary": primary, "examples": 840, "metrics": scores},
+            "benchmark": {"name": name, "primary": primary, "examples": 840, "metrics": scores,
+                          **({"base_rate": base_rate} if base_rate is not None else {})},
             "timings_s": {"synthesis": 1.0}}
 
 
@@ -46,9 +48,9 @@ def write_runs(folder, runs: list[dict]) -> None:
         (folder / str(i) / "metrics.json").write_text(json.dumps(run))
 
 
-RUNS = [metrics("fac", 0, 0.70, 0.9, ["synthesis=fac", "seed=0"]),
-        metrics("fac", 1, 0.60, 0.8, ["synthesis=fac", "seed=1"]),
-        metrics("magpie", 0, 0.50, 0.4, ["synthesis=magpie", "seed=0"])]
+RUNS = [metrics("fac", 0, 0.70, 0.9, ["synthesis=fac", "seed=0"], base_rate=0.132),
+        metrics("fac", 1, 0.60, 0.8, ["synthesis=fac", "seed=1"], base_rate=0.132),
+        metrics("magpie", 0, 0.50, 0.4, ["synthesis=magpie", "seed=0"], base_rate=0.132)]
 
 
 class FakeApi:
@@ -63,7 +65,7 @@ class FakeApi:
                     "run": {"task": m["task"], "strategy": m["strategy"], "seed": m["seed"],
                             "overrides": m["overrides"], "benchmark": m["benchmark"]["name"],
                             "primary": m["benchmark"]["primary"], "examples": m["benchmark"]["examples"],
-                            "train_rows": m["train_rows"]}},
+                            "base_rate": m["benchmark"].get("base_rate"), "train_rows": m["train_rows"]}},
             summary={"_runtime": 3.0, "timings_s/synthesis": 1.0,
                      **{f"fac/{k}": v for k, v in m["fac"].items()},
                      **{f"text/{k}": v for k, v in m["text"].items() if v is not None},
