@@ -6,7 +6,8 @@ the primary metric, with the trivial score: the base rate the benchmark recorded
 per text metric against the primary metric, points coloured by strategy, titled with Pearson's r and Spearman's rho
 and their 95 % intervals (``leaderboard.correlations``); then the first rows of each strategy's row sets, verbatim;
 then each run's distinguishing overrides, stage timings and artifacts. Runs come from the ``metrics.json`` files
-under the folder (the rows and runs sections need them; a W&B group gives the first two sections).
+under the folder (the rows and runs sections need them; a W&B group gives the first two sections). A sweep logged
+to W&B also gets the page in its group (``log_report_to_wandb``).
 """
 
 import io
@@ -159,6 +160,17 @@ def coverage_sections(records: list[dict]) -> list[dict]:
         except (OSError, KeyError, ValueError) as e:  # an artifact deleted or from an older layout
             sections.append({"task": task, "error": f"{type(e).__name__}: {e}"})
     return sections
+
+
+def log_report_to_wandb(report: Path, project: str, group: str, offline: bool, entity: str | None = None) -> None:
+    """The page as ``wandb.Html`` in a run of the sweep's W&B group (job type ``report``), its files beside the
+    page (offline: ``<sweep>/wandb/``, for ``wandb sync``)."""
+    import wandb
+
+    run = wandb.init(project=project, entity=entity, group=group, job_type="report", name=f"report-{group}",
+                     dir=str(report.parent), mode="offline" if offline else "online", reinit="finish_previous")
+    run.log({"report": wandb.Html(report.read_text())})
+    run.finish()
 
 
 def write_report(folder: str | Path, out_dir: str | Path) -> Path:

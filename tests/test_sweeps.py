@@ -65,3 +65,5 @@ def test_a_failed_job_leaves_the_leaderboard_of_the_others_and_is_named(tiny_lla
     assert "1 job(s) without results" in board and "`1` (finetune.epochs=0)" in board
     assert len(pd.read_csv(folder / "leaderboard.csv")) == 1
     assert "without results (failed, or still running): 1 (finetune.epochs=0)" in (folder / "report.html").read_text()
+    (logged,) = folder.glob("wandb/offline-run-*/files/media/html/report_*.html")  # the page, in the W&B group
+    assert "<h1>Sweep report</h1>" in logged.read_text()

@@ -101,11 +101,16 @@ class FacSweeper(BasicSweeper):
         """Print and write the leaderboard of the finished jobs; then fail if any job failed, naming each by the
         overrides that tell it apart from the other jobs."""
         from fac_lightning.leaderboard import distinguishing, write_leaderboard
-        from fac_lightning.report import write_report
+        from fac_lightning.report import log_report_to_wandb, write_report
 
         if any(sweep_dir.rglob("metrics.json")):
             print(write_leaderboard(sweep_dir, sweep_dir)["markdown"])
-            print(f"report: {write_report(sweep_dir, sweep_dir).resolve()} (open it in a browser)")
+            report = write_report(sweep_dir, sweep_dir)
+            print(f"report: {report.resolve()} (open it in a browser)")
+            logger = self.config.get("logger") or {}
+            if str(logger.get("_target_", "")).endswith("WandbLogger"):  # the sweep's W&B group gets the page too
+                log_report_to_wandb(report, logger.get("project"), sweep_dir.name, bool(logger.get("offline")),
+                                    logger.get("entity"))
         if failed:
             every_job = [list(job) for batch in self.overrides for job in batch]
             told_apart = distinguishing(every_job)
