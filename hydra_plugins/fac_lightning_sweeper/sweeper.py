@@ -105,12 +105,17 @@ class FacSweeper(BasicSweeper):
 
         if any(sweep_dir.rglob("metrics.json")):
             print(write_leaderboard(sweep_dir, sweep_dir)["markdown"])
-            report = write_report(sweep_dir, sweep_dir)
-            print(f"report: {report.resolve()} (open it in a browser)")
-            logger = self.config.get("logger") or {}
-            if str(logger.get("_target_", "")).endswith("WandbLogger"):  # the sweep's W&B group gets the page too
-                log_report_to_wandb(report, logger.get("project"), sweep_dir.name, bool(logger.get("offline")),
-                                    logger.get("entity"))
+            try:  # the jobs' results stand without the page: a failure here is reported, not raised
+                report = write_report(sweep_dir, sweep_dir)
+            except Exception as e:  # noqa: BLE001
+                log.warning("the sweep's report was not written (%s: %s); python evaluate.py mode=report "
+                            "runs=%s retries it", type(e).__name__, e, sweep_dir)
+            else:
+                print(f"report: {report.resolve()} (open it in a browser)")
+                logger = self.config.get("logger") or {}
+                if str(logger.get("_target_", "")).endswith("WandbLogger"):  # the sweep's W&B group gets it too
+                    log_report_to_wandb(report, logger.get("project"), sweep_dir.name, bool(logger.get("offline")),
+                                        logger.get("entity"))
         if failed:
             every_job = [list(job) for batch in self.overrides for job in batch]
             told_apart = distinguishing(every_job)
