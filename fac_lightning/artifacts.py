@@ -163,7 +163,8 @@ def verify_artifact(folder: str | Path, what: str = "artifact", hint: str = "") 
 
 def process_rank() -> int:
     """This process's rank in a multi-process fit: Lightning's DDP launcher re-runs the entry point for ranks 1..N-1
-    with ``LOCAL_RANK`` set; a scheduler that starts every rank itself sets ``RANK`` (torchrun) or ``SLURM_PROCID``."""
+    with ``LOCAL_RANK`` set; torchrun sets ``RANK``. (Ranks started by SLURM itself, across nodes, are not
+    supported: ``trainer=ddp`` is one machine's GPUs.)"""
     for name in ("RANK", "LOCAL_RANK"):
         if name in os.environ:
             return int(os.environ[name])

@@ -243,7 +243,8 @@ def _natural(value: str) -> tuple:
     return (0, number, "") if math.isfinite(number) else (1, 0.0, str(value))
 
 
-def _with_ci(value: float, lo: float, hi: float) -> str:
+def with_ci(value: float, lo: float, hi: float) -> str:
+    """``0.67 [0.33, 0.85]``; ``n/a`` where the value is undefined."""
     if math.isnan(value):
         return "n/a"
     return f"{value:.2f}" + ("" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]")
@@ -255,9 +256,9 @@ def correlation_markdown(corr: pd.DataFrame, primary: str, within: list[str] = (
     corr = corr[corr.points >= 3]
     if corr.empty:
         return f"No correlation with {primary}: fewer than 3 runs share a metric.\n"
-    cells = corr.assign(pearson=[_with_ci(r.pearson_r, r.pearson_lo, r.pearson_hi) for r in corr.itertuples()],
-                        spearman=[_with_ci(r.spearman_rho, r.spearman_lo, r.spearman_hi) for r in corr.itertuples()],
-                        partial=[_with_ci(r.partial_r, r.partial_lo, r.partial_hi) for r in corr.itertuples()])
+    cells = corr.assign(pearson=[with_ci(r.pearson_r, r.pearson_lo, r.pearson_hi) for r in corr.itertuples()],
+                        spearman=[with_ci(r.spearman_rho, r.spearman_lo, r.spearman_hi) for r in corr.itertuples()],
+                        partial=[with_ci(r.partial_r, r.partial_lo, r.partial_hi) for r in corr.itertuples()])
     names = {"pearson": "Pearson r [95% CI]", "spearman": "Spearman rho [95% CI]",
              "partial": f"partial r given {LENGTH} [95% CI]"}
     if not within:
@@ -316,10 +317,28 @@ def jobs_without_results(folder: str | Path) -> list[tuple[str, list[str]]]:
             if not (job / "metrics.json").exists()]
 
 
-def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> dict:
+def scatter_figure(runs: pd.DataFrame, metric: str, primary: str, corr: dict):
+    """A metric (FAC, a text metric) against the primary benchmark metric over runs, one colour per strategy,
+    titled with its correlation (``correlation``'s record): the leaderboard's PNG and the report's SVGs."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.4, 3.4))
+    for strategy, group in runs.groupby("strategy"):
+        ax.scatter(group[metric], group[f"benchmark/{primary}"], s=18, label=strategy)
+    ax.set_xlabel(metric)
+    ax.set_ylabel(primary)
+    ax.set_title(f"Pearson r = {with_ci(corr['pearson_r'], corr['pearson_lo'], corr['pearson_hi'])}\n"
+                 f"Spearman rho = {with_ci(corr['spearman_rho'], corr['spearman_lo'], corr['spearman_hi'])} "
+                 f"({int(corr['points'])} runs)", fontsize=8)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> dict:
     import matplotlib.pyplot as plt
 
     runs = runs.dropna(axis=1, how="all")  # another benchmark's metric columns
@@ -338,15 +357,7 @@ def write_benchmark_leaderboard(runs: pd.DataFrame, out: Path, suffix: str) -> d
         within.to_csv(out / f"correlations_within{suffix}.csv", index=False)
         markdown += "\n" + correlation_markdown(within, primary, keys)
     (out / f"leaderboard{suffix}.md").write_text(markdown)
-    fac = corr.set_index("metric").loc["fac"]
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for strategy, group in runs.groupby("strategy"):
-        ax.scatter(group["fac"], group[f"benchmark/{primary}"], label=strategy)
-    ax.set_xlabel("FAC of the training set")
-    ax.set_ylabel(f"{primary} ({bench})")
-    ax.set_title(f"Pearson r = {fac.pearson_r:.2f}, Spearman rho = {fac.spearman_rho:.2f} ({fac.points} runs)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig = scatter_figure(runs, "fac", primary, corr.set_index("metric").loc["fac"].to_dict())
     fig.savefig(out / f"fac_vs_{primary}{suffix}.png", dpi=120)
     plt.close(fig)
     return {"markdown": markdown, "correlations": corr.to_dict("records"), "rows": table.to_dict("records")}

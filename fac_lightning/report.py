@@ -25,6 +25,8 @@ from fac_lightning.leaderboard import (
     distinguishing,
     jobs_without_results,
     leaderboard,
+    scatter_figure,
+    with_ci,
 )
 
 ROWS_PER_STRATEGY = 10
@@ -42,31 +44,10 @@ def svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def interval(value: float, lo: float, hi: float) -> str:
-    if pd.isna(value):
-        return "n/a"
-    return f"{value:.2f}" + ("" if pd.isna(lo) else f" [{lo:.2f}, {hi:.2f}]")
-
-
 def scatter(runs: pd.DataFrame, metric: str, primary: str, corr: dict) -> dict:
-    """The scatter of ``metric`` against the primary metric, one colour per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.4, 3.4))
-    for strategy, group in runs.groupby("strategy"):
-        ax.scatter(group[metric], group[f"benchmark/{primary}"], s=18, label=strategy)
-    ax.set_xlabel(metric)
-    ax.set_ylabel(primary)
-    pearson = interval(corr["pearson_r"], corr["pearson_lo"], corr["pearson_hi"])
-    spearman = interval(corr["spearman_rho"], corr["spearman_lo"], corr["spearman_hi"])
-    points = int(corr["points"])
-    ax.set_title(f"Pearson r = {pearson}\nSpearman rho = {spearman} ({points} runs)", fontsize=8)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    return {"metric": metric, "pearson": pearson, "spearman": spearman, "points": points, "svg": svg(fig)}
+    return {"metric": metric, "points": int(corr["points"]), "svg": svg(scatter_figure(runs, metric, primary, corr)),
+            "pearson": with_ci(corr["pearson_r"], corr["pearson_lo"], corr["pearson_hi"]),
+            "spearman": with_ci(corr["spearman_rho"], corr["spearman_lo"], corr["spearman_hi"])}
 
 
 def benchmark_section(runs: pd.DataFrame) -> dict:

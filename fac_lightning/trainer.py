@@ -7,7 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import Logger
 
@@ -19,6 +19,16 @@ def resolve_precision(precision: str, accelerator: str) -> str:
         return precision
     on_bf16_gpu = accelerator == "gpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return "bf16-mixed" if on_bf16_gpu else "32-true"
+
+
+def process_count(trainer_cfg: DictConfig) -> int:
+    """The processes a fit with ``trainer=`` runs in: a DDP fit's devices (``-1`` / ``auto``: every GPU), else 1."""
+    if str(trainer_cfg.get("strategy", "auto")) != "ddp":
+        return 1
+    devices = trainer_cfg.get("devices", 1)
+    if str(devices) in ("-1", "auto"):
+        return torch.cuda.device_count() if trainer_cfg.get("accelerator") == "gpu" else 1
+    return len(devices) if isinstance(devices, ListConfig | list) else int(devices)
 
 
 def fit(cfg: DictConfig, module: pl.LightningModule, data, work: Path, logger: Logger | None,

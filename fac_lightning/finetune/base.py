@@ -31,7 +31,7 @@ from fac_lightning.checks import above, at_least, one_of, require, within
 from fac_lightning.config import BackboneConfig, component_config
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.resume import StepCheckpoint
-from fac_lightning.trainer import fit, remove_checkpoints, resolve_precision
+from fac_lightning.trainer import fit, process_count, remove_checkpoints, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +189,22 @@ NOT_IN_KEY = ("checkpoint_every_n_steps",)
 """Finetune settings that do not change the trained model: a killed fit may be resumed with another value."""
 
 
+def model_artifact_dir(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig) -> Path:
+    """Keyed by the backbone as it runs, the training settings, the seed and the rows; and, under DDP, by the number
+    of processes (``finetune.batch_size`` is per process, so it sets the global batch; absent for one process, so
+    one-device keys are as before)."""
+    training = {k: v for k, v in asdict(finetune.cfg).items() if k not in NOT_IN_KEY}
+    processes = process_count(cfg.trainer)
+    key = config_hash(backbone_key(backbone), training, cfg.seed, rows,
+                      *([{"processes": processes}] if processes > 1 else []))
+    return Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{finetune.name}-{key}"
+
+
 def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger,
                 provenance: dict | None = None) -> Path:
     """The finetune artifact for these rows (trained now, resuming a killed fit, or reused); ``provenance`` (where
     the rows came from) is recorded in its model.json."""
-    training = {k: v for k, v in asdict(finetune.cfg).items() if k not in NOT_IN_KEY}
-    key = config_hash(backbone_key(backbone), training, cfg.seed, rows)
-    final = Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{finetune.name}-{key}"
+    final = model_artifact_dir(finetune, rows, backbone, cfg)
 
     def build(work: Path) -> None:
         pl.seed_everything(cfg.seed, workers=True)

@@ -25,3 +25,19 @@ def test_a_negative_checkpoint_interval_is_named():
 
     with pytest.raises(Exception, match=r"finetune.checkpoint_every_n_steps=-1: must be >= 0"):
         validate_config(compose_config(["task=reward", "finetune=reward_lora", "finetune.checkpoint_every_n_steps=-1"]))
+
+
+def test_a_ddp_finetune_is_keyed_by_its_process_count(tiny_llama_dir, tmp_path):
+    """finetune.batch_size is per process under DDP, so 2 processes train another model than 1 (the global batch
+    doubles); one device keeps the key it always had."""
+    from fac_lightning.finetune.base import model_artifact_dir
+
+    def folder(*overrides):
+        cfg = compose_config([*tiny_backbone_overrides(tiny_llama_dir), "finetune=classifier_lora", *overrides],
+                             tmp_path)
+        return model_artifact_dir(build_finetune(cfg.finetune), [{"text": "a", "label": 1}],
+                                  load_backbone(cfg.backbone, CACHE_DIR), cfg)
+
+    one = folder("trainer=cpu")
+    assert folder("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=1") == one
+    assert folder("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2") != one
