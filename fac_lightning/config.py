@@ -19,6 +19,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from fac_lightning.checks import ConfigError, at_least, require
+from fac_lightning.metrics.g_vendi import GVendiConfig
 
 
 class Positions(str, Enum):
@@ -307,6 +308,8 @@ class TrainConfig:
     """``benchmark=`` option, on its schema (``fac_lightning.evaluation``)."""
     n_samples: int = 50
     """Synthesis budget: rows each strategy writes."""
+    g_vendi: GVendiConfig = field(default_factory=GVendiConfig)
+    """G-Vendi, the gradient-space diversity of each row set a run trains on (``fac_lightning/metrics/g_vendi.py``)."""
     trainer: Any = MISSING
     logger: Any = None
     callbacks: Any = None
@@ -314,7 +317,7 @@ class TrainConfig:
 
 
 ROOT_CHECKED = ("backbone", "sae", "activations", "data", "features", "task", "relevance", "generator", "synthesis",
-                "finetune", "benchmark")
+                "finetune", "benchmark", "g_vendi")
 """Root keys whose Config objects check their own fields (``validate_config``)."""
 
 

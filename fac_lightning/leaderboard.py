@@ -10,8 +10,8 @@ sweep ``synthesis=fac,magpie synthesis.temperature=0.4,0.8 seed=0,1,2`` gives 4 
 
 A run's row (``run_record``): run, task, strategy, seed, benchmark, primary, examples, train_rows,
 ``benchmark/<metric>`` for each benchmark metric, ``fac`` (binary), ``fac_frequency``, ``fac_magnitude``,
-``text/<metric>`` for each text-diversity metric, and ``overrides`` ({key: value}). The prefixes are the keys
-the experiment logs to W&B, so a W&B group and a folder of ``metrics.json`` give the same table.
+``g_vendi`` (gradient-space diversity, ``metrics/g_vendi.py``), ``text/<metric>`` for each text-diversity metric,
+and ``overrides`` ({key: value}). The prefixes are the keys the experiment logs to W&B, so a W&B group and a folder of ``metrics.json`` give the same table.
 """
 
 import json
@@ -55,7 +55,7 @@ def run_record(run: dict, where: str) -> dict:
             "train_rows": run.get("train_rows"),
             **{f"benchmark/{k}": _num(v) for k, v in bench["metrics"].items()},
             "fac": _num(fac.get("binary")), "fac_frequency": _num(fac.get("frequency")),
-            "fac_magnitude": _num(fac.get("magnitude")),
+            "fac_magnitude": _num(fac.get("magnitude")), "g_vendi": _num(run.get("g_vendi")),
             **{f"text/{k}": _num(v) for k, v in (run.get("text") or {}).items()},
             "overrides": parse_overrides(run.get("overrides") or [])}
 
@@ -71,7 +71,7 @@ def collect_runs(runs: str | Path) -> pd.DataFrame:
             raise FileNotFoundError(f"runs={runs}: no metrics.json found under it")
         records = [run_record(json.loads(path.read_text()), str(path.parent)) for path in files]
     table = pd.DataFrame(records)
-    unmeasured = [c for c in table.columns if c.startswith("text/") and table[c].isna().all()]
+    unmeasured = [c for c in table.columns if (c.startswith("text/") or c == "g_vendi") and table[c].isna().all()]
     return table.drop(columns=unmeasured)  # e.g. the embedding metric without an embedder (W&B logs no None)
 
 
@@ -94,7 +94,7 @@ def wandb_group_runs(path: str) -> list[tuple[str, dict]]:
         found.append(("/".join(run.path), {
             "task": info.get("task"), "strategy": info["strategy"], "seed": info.get("seed"),
             "overrides": list(info.get("overrides") or []), "train_rows": info.get("train_rows"),
-            "fac": logged["fac"], "text": logged["text"],
+            "fac": logged["fac"], "g_vendi": summary.get("g_vendi"), "text": logged["text"],
             "benchmark": {"name": info["benchmark"], "primary": info["primary"], "examples": info.get("examples"),
                           "base_rate": info.get("base_rate"), "metrics": logged["benchmark"]},
         }))
@@ -124,12 +124,12 @@ def benchmark_of(runs: pd.DataFrame) -> tuple[str, str]:
     return pairs[0]
 
 
-def mean_std(values: pd.Series) -> str:
+def mean_std(values: pd.Series, digits: int = 3) -> str:
     values = values.dropna()
     if values.empty:
         return "n/a"
     std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.3f} ± {std:.3f}"
+    return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
@@ -146,11 +146,17 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
                      **{m[len("benchmark/"):]: mean_std(group[m]) for m in metrics},
                      "FAC": mean_std(group["fac"]), "FAC freq": mean_std(group["fac_frequency"]),
                      "FAC mag": mean_std(group["fac_magnitude"]),
+                     **({"G-Vendi": mean_std(group["g_vendi"], 2)} if measured(runs, "g_vendi") else {}),
                      **({"tokens/row": round(group[LENGTH].mean(), 1)} if LENGTH in group else {}),
                      "train rows": _int_mean(group["train_rows"]),
                      "_rank": group[f"benchmark/{primary}"].mean()})
     table = pd.DataFrame(rows).sort_values("_rank", ascending=False, kind="stable", na_position="last")
     return table.drop(columns="_rank").reset_index(drop=True)
+
+
+def measured(runs: pd.DataFrame, column: str) -> bool:
+    """Whether any run has a value in ``column`` (runs from before a metric existed have none)."""
+    return column in runs and runs[column].notna().any()
 
 
 def _int_mean(values: pd.Series):
@@ -216,7 +222,8 @@ def correlation(x: pd.Series, y: pd.Series, z: pd.Series | None = None) -> dict:
 
 
 def correlations(runs: pd.DataFrame, within: list[str] = ()) -> pd.DataFrame:
-    """Per metric (FAC binary, frequency, magnitude, then each text metric, mean row length among them) its
+    """Per metric (FAC binary, frequency, magnitude, G-Vendi where runs have it, then each text metric, mean row
+    length among them) its
     correlation with the primary benchmark metric over runs (``correlation``: Pearson, Spearman, partial given
     ``text/mean_tokens`` where runs record it), with the number of runs that have both. ``within``: swept keys; one
     block per combination of their values (e.g. per budget, so set size does not drive the correlation)."""
@@ -230,7 +237,8 @@ def correlations(runs: pd.DataFrame, within: list[str] = ()) -> pd.DataFrame:
         ((v if isinstance(v, tuple) else (v,), g) for v, g in values.groupby(within, sort=False)),
         key=lambda item: [_natural(v) for v in item[0]])
     for group_values, group in groups:
-        for metric in ["fac", "fac_frequency", "fac_magnitude", *text]:
+        for metric in ["fac", "fac_frequency", "fac_magnitude", *(["g_vendi"] if measured(runs, "g_vendi") else []),
+                       *text]:
             z = None if length is None or metric == LENGTH else length.loc[group.index]
             rows.append({**dict(zip(within, group_values, strict=True)), "metric": metric,
                          **correlation(group[metric], group[f"benchmark/{primary}"], z)})

@@ -27,6 +27,7 @@ from fac_lightning.finetune.base import Finetune, build_finetune, train_model
 from fac_lightning.leaderboard import leaderboard, run_record
 from fac_lightning.loggers import build_logger, close_logger
 from fac_lightning.stages.feature_space import check_feature_space
+from fac_lightning.stages.g_vendi import measure_g_vendi
 from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage
 from fac_lightning.synthesis.base import Strategy, build_strategy
@@ -106,6 +107,9 @@ def run_experiment(cfg: DictConfig) -> dict:
     manifest = json.loads((rows_dir / "manifest.json").read_text())
     rows = [{k: v for k, v in r.items() if k != "provenance"} for r in read_rows(rows_dir)]
     lap("feature_space_and_rows")
+    # before the finetune (which may wrap the backbone); DDP ranks > 0 only join the finetune's fit
+    g_vendi = measure_g_vendi(cfg, backbone, rows_dir, chain.strategy) if process_rank() == 0 else None
+    lap("g_vendi")
     logger = build_logger(cfg)  # after the SAE stage, which logs (and closes) a run of its own
     background = background_rows(cfg, chain.strategy)
     model_dir = train_model(chain.finetune, rows + background, backbone, cfg, logger, provenance={
@@ -124,7 +128,8 @@ def run_experiment(cfg: DictConfig) -> dict:
         "backbone": cfg.backbone.name, "finetune": chain.finetune.name, "n_samples": cfg.n_samples,
         "delta": cfg.features.delta, "relevance": cfg.relevance.method, "overrides": run_overrides(),
         "strategy_rows": len(rows), "train_rows": len(train_rows), "synthetic": str(rows_dir),
-        "model": str(model_dir), "fac": manifest["fac"], "text": manifest["text"], "benchmark": bench,
+        "model": str(model_dir), "fac": manifest["fac"], "g_vendi": g_vendi, "text": manifest["text"],
+        "benchmark": bench,
         "timings_s": timings,
     }
     write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", result)
@@ -135,6 +140,7 @@ def run_experiment(cfg: DictConfig) -> dict:
             "base_rate": bench.get("base_rate"),
             "train_rows": len(train_rows)}})
         logger.log_metrics({**{f"fac/{k}": v for k, v in result["fac"].items()},
+                            **({"g_vendi": g_vendi} if g_vendi is not None else {}),
                             **{f"text/{k}": v for k, v in result["text"].items()},
                             **{f"benchmark/{k}": v for k, v in bench["metrics"].items()},
                             **{f"timings_s/{k}": v for k, v in timings.items()}})

@@ -51,7 +51,8 @@ def test_every_strategy_runs_the_chain_and_writes_metrics(tiny_llama_dir, tmp_pa
     manifest = json.loads((Path(metrics["synthetic"]) / "manifest.json").read_text())
     rows = [json.loads(line) for line in (Path(metrics["synthetic"]) / "rows.jsonl").read_text().splitlines()]
     assert manifest["measured_rows"] == sum(r["label"] == 1 for r in rows) > 0  # FAC: the toxic side only
-    assert set(metrics["timings_s"]) == {"feature_space_and_rows", "finetune", "benchmark"}
+    assert set(metrics["timings_s"]) == {"feature_space_and_rows", "g_vendi", "finetune", "benchmark"}
+    assert 1 <= metrics["g_vendi"] <= manifest["measured_rows"]
     assert (tmp_path / "out" / "benchmark_toxicchat.json").exists()
 
 
