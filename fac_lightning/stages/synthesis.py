@@ -104,10 +104,12 @@ def synthesis_context(cfg: DictConfig, strategy: Strategy, space: FeatureSpace) 
     missing = space.missing(space.table(f"{cfg.task.name}-seed", [e.conversation for e in seed], cfg))
     scorer = FeatureScorer(space.backbone, space.sae, cfg.features.positions, cfg.features.topk_per_token,
                            batch_size=cfg.features.batch_size, max_length=space.backbone.cfg.max_length)
+    anchor_conversations, anchor_labels = anchor_set(cfg)
     return SynthesisContext(
         delta=space.delta, missing=[int(f) for f in missing], records=space.records, spans=space.anchor.spans,
         anchor=space.anchor, table=lambda name, conversations: space.table(name, conversations, cfg),
-        anchor_demos=[strategy.conversation_demo(c) for c in anchor_set(cfg)[0]],
+        anchor_conversations=anchor_conversations, anchor_labels=anchor_labels,
+        anchor_demos=[strategy.conversation_demo(c) for c in anchor_conversations],
         seed_demos=[strategy.demo(r) for r in seed_rows], seed_rows=seed_rows,
         seed_texts=[strategy.format.query(r) for r in seed_rows], scorer=scorer, tokenizer=space.backbone.tokenizer,
         data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir)

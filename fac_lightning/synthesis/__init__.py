@@ -1,5 +1,6 @@
-"""Synthesis strategies (``synthesis=fac | self_instruct | magpie | seed_only | full_dataset | select_fac | select_random | select_anti``), one module each,
-registered in ``STRATEGIES``."""
+"""Synthesis strategies (``synthesis=fac | self_instruct | evol_instruct | magpie | cot_self_instruct | prismatic |
+sao | synalign | seed_only | full_dataset | select_fac | select_random | select_anti | ...``), one module each, registered
+in ``STRATEGIES``."""
 
 from fac_lightning.registry import Registry
 

@@ -130,15 +130,20 @@ class RowWriter:
             return "near_duplicate"
         return None
 
+    def check(self, raw: str, prompt: str | list[dict[str, str]] = "") -> tuple[dict | None, str | None]:
+        """A candidate's cleaned fields and the reason it would be rejected (None: it passes the hygiene)."""
+        fields, reason = self.format.parse(raw)
+        if fields is not None:
+            query = self.format.query(fields)
+            reason = "prompt_echo" if echoes_prompt(query, prompt) else self.reject_reason(query)
+        return fields, reason
+
     def offer(self, raw: str, provenance: dict) -> bool:
         """Clean, check and (if accepted and the budget allows) stage one candidate; count rejections by reason."""
         if self.full:
             self.rejections["over_budget"] += 1
             return False
-        fields, reason = self.format.parse(raw)
-        if fields is not None:
-            query = self.format.query(fields)
-            reason = "prompt_echo" if echoes_prompt(query, provenance.get("prompt", "")) else self.reject_reason(query)
+        fields, reason = self.check(raw, provenance.get("prompt", ""))
         if reason:
             self.rejections[reason] += 1
             return False

@@ -23,6 +23,10 @@ class SynthesisContext:
     """The anchor's table (frequencies and mean activations of the features)."""
     table: Callable[[str, list[Conversation]], FeatureTable]
     """The cached feature table of a named data set (scored once, then read from its artifact)."""
+    anchor_conversations: list[Conversation]
+    """The anchor's samples (positive side first), indexed as the spans' ``sample``."""
+    anchor_labels: np.ndarray
+    """1 for the anchor's positive side (``task.parts.anchor_positive``), 0 for its negative side."""
     anchor_demos: list[str]
     """Each anchor sample written as the strategy's template writes a row (``Strategy.conversation_demo``), indexed
     as the spans' ``sample``."""
