@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) train.py -m experiment=demo,demo_reward,demo_steering,demo_instruction
+	$(PY) train.py -m experiment=demo,demo_select_random,demo_reward,demo_steering,demo_instruction
 
 test: install
 	$(PY) -m pytest

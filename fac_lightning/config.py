@@ -197,12 +197,14 @@ class FeaturesConfig:
     """Top-activating samples kept per feature (paper: top-10 spans for interpretation)."""
     span_tokens: int = 32
     """Span length, ending at the argmax token (paper: up to 32 tokens)."""
+    shaded_spans: int = 5
+    """Spans per feature that keep the feature's activation on each of their tokens (the report shades them)."""
     batch_size: int = 16
     chunk_size: int = 256
     """Samples per resumable chunk."""
 
     def __post_init__(self):
-        at_least(self, 0, "floor", "top_spans")
+        at_least(self, 0, "floor", "top_spans", "shaded_spans")
         require(self.delta >= self.floor, "delta", self.delta,
                 f"must be >= features.floor={self.floor} (tables store no score at or below the floor)")
         at_least(self, 1, "span_tokens", "batch_size", "chunk_size")

@@ -82,10 +82,25 @@ MISSING_SHOWN = 60
 """Missing features drawn in the coverage chart and given a card (the most frequent on the anchor first)."""
 
 
+SPANS_SHOWN = 5
+"""Top-activating anchor spans per feature card."""
+
+
+def card_span(span) -> dict:
+    """A span as a card shows it: its score and text, and (tables that kept them) its tokens, each with its share of
+    the span's highest activation, which shades it."""
+    tokens = getattr(span, "tokens", None)  # tables scored before SCORER_VERSION 3 have none
+    top = max((act for _, act in tokens), default=0.0) if tokens else 0.0
+    return {"score": round(span.score, 2), "text": " ".join(span.text.split()),
+            "tokens": [(piece, round(max(act, 0.0) / top, 2) if top > 0 else 0.0, act) for piece, act in tokens]
+            if tokens else None}
+
+
 def coverage_section(task_records: list[dict]) -> dict:
     """Which of the task's missing relevant features (F(anchor) ∩ R \\ F(seed), most frequent on the anchor first)
     each strategy's rows activate, from the artifacts the runs used (the feature space, each row set's table); and a
-    card per shown feature (relevance evidence, top-activating anchor spans)."""
+    card per shown feature (relevance evidence, top-activating anchor spans with each token shaded by its
+    activation)."""
     from fac_lightning.config import saved_config
     from fac_lightning.data.task_parts import task_part
     from fac_lightning.stages.feature_space import build_feature_space
@@ -126,7 +141,7 @@ def coverage_section(task_records: list[dict]) -> dict:
               for s in names]
     cards = [{"feature": int(f), "record": space.records.get(int(f), {}),
               "covered_by": [s for s in names if shares[s][i] > 0],
-              "spans": [(round(span.score, 2), " ".join(span.text.split())) for span in space.anchor.spans.get(int(f), [])[:5]]}
+              "spans": [card_span(span) for span in space.anchor.spans.get(int(f), [])[:SPANS_SHOWN]]}
              for i, f in enumerate(shown)]
     return {"task": cfg.task.name, "missing": len(missing), "svg": svg(fig), "counts": counts, "cards": cards}
 

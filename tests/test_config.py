@@ -105,6 +105,13 @@ def test_demo_is_the_table1_chain_with_smaller_budgets():
             table1.benchmark.limit) == (2, 2, 1.0, 20, None)
 
 
+def test_the_demo_compares_fac_with_random_real_rows_at_one_budget():
+    demo, control = compose_config(["experiment=demo"]), compose_config(["experiment=demo_select_random"])
+    assert (demo.synthesis.strategy, control.synthesis.strategy) == ("fac", "select_random")
+    for key in ("n_samples", "sae", "task", "finetune", "benchmark", "features", "relevance", "seed"):
+        assert demo[key] == control[key], key
+
+
 @pytest.mark.parametrize("demo,table1,task", [("demo_reward", "reward_table1", "reward"),
                                               ("demo_steering", "steering_table1", "survival_instinct"),
                                               ("demo_instruction", "instruction_table1", "instruction")])

@@ -80,3 +80,5 @@ def test_the_coverage_view_and_feature_cards_come_from_the_runs_artifacts(tiny_l
     assert set(counts) == {"seed_only", "fac"} and float(counts["seed_only"]) == 0  # the seed rows cover none
     assert 0 < float(counts["fac"]) <= missing
     assert page.count('class="card"') == min(missing, MISSING_SHOWN) and "Not available" not in page
+    shades = [float(a) for a in re.findall(r'class="tok" style="background: rgba\(40, 150, 60, ([\d.]+)\)"', page)]
+    assert shades and max(shades) == 1.0 and min(shades) < 1.0  # each span's tokens shaded by their activation

@@ -19,7 +19,7 @@ from fac_lightning.features.table import FeatureTable, Span
 from fac_lightning.hooks import run_to_layer
 
 POSITIONS = ("both", "user", "response")
-SCORER_VERSION = 2
+SCORER_VERSION = 3
 """Part of every feature-table artifact key: bump it when a change alters the scores or spans."""
 
 
@@ -82,8 +82,8 @@ class FeatureScorer:
         return torch.zeros(len(x_ND), self.sae.num_latents, device=x_ND.device).scatter_(1, idx_NK, acts_NK)
 
     @torch.inference_mode()
-    def score_batch(self, sequences: list[list[int]], role_masks: list[torch.Tensor]):
-        """Max-pooled codes (B, F) and the argmax position of each."""
+    def token_codes(self, sequences: list[list[int]], role_masks: list[torch.Tensor]) -> torch.Tensor:
+        """(B, T, F) codes of every token (0 where the scorer may not pool: template, padding, other roles)."""
         batch = collate(sequences, self.backbone.tokenizer.pad_token_id, self.special_ids, self.backbone.prefix_len)
         keep_BT = batch.keep_BT.clone()
         for i, mask in enumerate(role_masks):
@@ -94,7 +94,11 @@ class FeatureScorer:
         keep_BT = keep_BT.to(device)
         codes_BTF = torch.zeros(*keep_BT.shape, self.sae.num_latents, device=device)
         codes_BTF[keep_BT] = self.codes(acts_BTD[keep_BT])
-        max_BF, argmax_BF = codes_BTF.max(dim=1)
+        return codes_BTF
+
+    def score_batch(self, sequences: list[list[int]], role_masks: list[torch.Tensor]):
+        """Max-pooled codes (B, F) and the argmax position of each."""
+        max_BF, argmax_BF = self.token_codes(sequences, role_masks).max(dim=1)
         return max_BF.cpu(), argmax_BF.cpu()
 
     def dense_scores(self, conversations: list[Conversation]) -> np.ndarray:
@@ -139,7 +143,29 @@ def span_of(ids: list[int], pos: int, score: float, sample: int, tokenizer, pref
             span_tokens: int) -> Span:
     start = max(prefix_len, pos - span_tokens + 1)
     before = tokenizer.decode(ids[start:pos])
-    return Span(score=round(score, 4), sample=sample, text=f"{before}«{tokenizer.decode(ids[pos : pos + 1])}»")
+    return Span(score=round(score, 4), sample=sample, text=f"{before}«{tokenizer.decode(ids[pos : pos + 1])}»",
+                position=pos)
+
+
+def shade_spans(scorer: FeatureScorer, sequences: list[list[int]], role_masks: list[torch.Tensor],
+                spans: dict[int, list[Span]], shaded: int, span_tokens: int) -> None:
+    """Give the first ``shaded`` spans of each feature their tokens with the feature's activation on each (a second
+    pass over the samples those spans come from)."""
+    wanted: dict[int, list[tuple[int, Span]]] = {}
+    for feature, kept in spans.items():
+        for span in kept[:shaded]:
+            wanted.setdefault(span.sample, []).append((feature, span))
+    tokenizer, prefix_len = scorer.backbone.tokenizer, scorer.backbone.prefix_len
+    samples = sorted(wanted, key=lambda s: len(sequences[s]))
+    for start in range(0, len(samples), scorer.batch_size):
+        batch = samples[start : start + scorer.batch_size]
+        codes_BTF = scorer.token_codes([sequences[s] for s in batch], [role_masks[s] for s in batch]).cpu()
+        for b, sample in enumerate(batch):
+            pieces = [tokenizer.decode([t]) for t in sequences[sample]]
+            for feature, span in wanted[sample]:
+                first = max(prefix_len, span.position - span_tokens + 1)
+                span.tokens = [[pieces[t], round(float(codes_BTF[b, t, feature]), 3)]
+                               for t in range(first, span.position + 1)]
 
 
 def chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -148,15 +174,16 @@ def chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def build_table(scorer: FeatureScorer, conversations: list[Conversation], top_n: int = 10,
-                span_tokens: int = 32) -> FeatureTable:
+                span_tokens: int = 32, shaded: int = 5) -> FeatureTable:
     """Score every conversation (in memory; the ``features`` stage adds chunked, resumable caching)."""
     sequences, masks = scorer.tokenize(conversations)
     chunk = scorer.score(sequences, masks)
-    return table_from_chunk(chunk, sequences, scorer, top_n, span_tokens)
+    return table_from_chunk(chunk, sequences, masks, scorer, top_n, span_tokens, shaded)
 
 
-def table_from_chunk(chunk: ScoredChunk, sequences, scorer: FeatureScorer, top_n: int,
-                     span_tokens: int) -> FeatureTable:
+def table_from_chunk(chunk: ScoredChunk, sequences, role_masks, scorer: FeatureScorer, top_n: int,
+                     span_tokens: int, shaded: int) -> FeatureTable:
     spans = top_spans(chunk, sequences, scorer.backbone.tokenizer, scorer.backbone.prefix_len, top_n, span_tokens)
+    shade_spans(scorer, sequences, role_masks, spans, shaded, span_tokens)
     return FeatureTable(len(sequences), scorer.sae.num_latents, chunk.sample_idx.astype(np.int32),
                         chunk.feature_idx.astype(np.int32), chunk.score.astype(np.float32), scorer.floor, spans)

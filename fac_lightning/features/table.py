@@ -1,7 +1,8 @@
 """FeatureTable: sparse per-sample feature scores g_i(x) of one data set, and top-activating spans per feature.
 
 Stored as ``table.npz`` (COO triplets: sample, feature, score > floor) + ``spans.json`` (per feature, its top
-samples with the span of up to 32 tokens ending at the argmax token, which is marked ``«like this»``).
+samples with the span of up to 32 tokens ending at the argmax token, which is marked ``«like this»``; the first few
+also with the feature's activation on each of their tokens).
 """
 
 import json
@@ -18,6 +19,11 @@ class Span:
     sample: int
     text: str
     """Up to ``span_tokens`` tokens ending at the argmax token, which is wrapped in « »."""
+    position: int = -1
+    """The argmax token's index in the sample's tokens (-1 in tables scored before it was kept)."""
+    tokens: list[list] | None = None
+    """The span's tokens, each ``[text, activation of the feature]`` (the report shades them); kept for the first
+    ``features.shaded_spans`` spans of a feature, None on the others."""
 
 
 @dataclass

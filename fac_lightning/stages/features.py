@@ -56,7 +56,7 @@ def score_table(name: str, conversations: list[Conversation], backbone: Backbone
         z = np.load(path)
         parts.append(ScoredChunk(**{k: z[k] for k in ScoredChunk.__dataclass_fields__}))
     merged = ScoredChunk(*(np.concatenate([getattr(p, k) for p in parts]) for k in ScoredChunk.__dataclass_fields__))
-    table = table_from_chunk(merged, sequences, scorer, cfg.top_spans, cfg.span_tokens)
+    table = table_from_chunk(merged, sequences, masks, scorer, cfg.top_spans, cfg.span_tokens, cfg.shaded_spans)
     for path in work.glob("chunk-*.npz"):
         path.unlink()
     table.save(work)

@@ -51,6 +51,10 @@ def test_scores_are_the_max_over_kept_positions(tiny, topk):
     feature = int(np.argmax(dense))
     assert table.spans[feature][0].sample == int(np.argmax(table.matrix().toarray()[:, feature]))
     assert "«" in table.spans[feature][0].text
+    span = table.spans[feature][0]  # shaded: each token with the feature's activation, the argmax token last
+    assert span.tokens[-1][1] == pytest.approx(span.score, abs=1e-3)
+    assert max(act for _, act in span.tokens) <= span.score + 1e-3 and len(span.tokens) <= 8
+    assert "".join(piece for piece, _ in span.tokens) == span.text.replace("«", "").replace("»", "")
 
 
 def test_feature_table_stage_caches_and_resumes(tiny, tmp_path, monkeypatch):
