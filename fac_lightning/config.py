@@ -209,6 +209,9 @@ class FeaturesConfig:
                 f"must be >= features.floor={self.floor} (tables store no score at or below the floor)")
         at_least(self, 1, "span_tokens", "batch_size", "chunk_size")
 
+    DISPLAY_ONLY = ("shaded_spans",)
+    """Fields that change what a report shows, not which rows a strategy writes: left out of row sets' keys."""
+
     def table_key(self) -> dict:
         """The fields that determine a feature table's content (all but delta and the batching)."""
         return {k: v for k, v in self.__dict__.items() if k not in ("delta", "batch_size", "chunk_size")}

@@ -24,7 +24,7 @@ from fac_lightning.artifacts import (
     write_json_atomic,
 )
 from fac_lightning.backbone import Backbone, load_backbone
-from fac_lightning.config import component_config
+from fac_lightning.config import FeaturesConfig, component_config
 from fac_lightning.data.conversations import json_error
 from fac_lightning.data.task_parts import parts_fingerprint, task_part
 from fac_lightning.features.scorer import FeatureScorer
@@ -58,8 +58,10 @@ def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
     generation = (generator if strategy.generative else None, cfg.n_samples, cfg.seed) if strategy.budgeted else None
     judge = generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
     extra = strategy.fingerprint(cfg.paths.data_dir)  # only when there is one, so that other keys are unchanged
+    features = {k: v for k, v in OmegaConf.to_container(cfg.features, resolve=True).items()
+                if k not in FeaturesConfig.DISPLAY_ONLY}
     key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, task,
-                      parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), cfg.features,
+                      parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), features,
                       cfg.relevance, judge, cfg.synthesis, cfg.prompts, generation, *([extra] if extra else []))
     return Path(cfg.paths.artifacts_dir) / "synthetic" / f"{cfg.task.name}-{strategy.name}-{key}"
 

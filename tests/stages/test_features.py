@@ -33,3 +33,15 @@ def test_changing_the_backbone_dtype_or_max_length_rescores(tiny_llama_dir, tmp_
         build_feature_space(tiny_config(tiny_llama_dir, tmp_path, "relevance=all", override))
     assert len(calls) == 2 and folders(tmp_path / "artifacts" / "features") == 3
     assert folders(tmp_path / "artifacts" / "sae") == 1
+
+
+def test_shaded_spans_change_the_feature_table_not_the_row_set():
+    from omegaconf import OmegaConf
+
+    from fac_lightning.stages.synthesis import synthetic_artifact_dir
+    from fac_lightning.synthesis.base import build_strategy
+    from tests.conftest import compose_config
+
+    a, b = compose_config(["synthesis=fac"]), compose_config(["synthesis=fac", "features.shaded_spans=2"])
+    assert synthetic_artifact_dir(a, build_strategy(a)) == synthetic_artifact_dir(b, build_strategy(b))
+    assert OmegaConf.to_object(a.features).table_key() != OmegaConf.to_object(b.features).table_key()
