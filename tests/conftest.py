@@ -125,3 +125,21 @@ def record_units(monkeypatch, strategy_class) -> list[int]:
     monkeypatch.setattr(strategy_class, "run_unit", lambda self, unit, writer: (units.append(unit),
                                                                                 run_unit(self, unit, writer)))
     return units
+
+
+def kill_and_resume(monkeypatch, cfg, make_generator, strategy_class) -> tuple[str, str, list[int]]:
+    """Run ``cfg``'s synthesis with ``make_generator()``, kill it after its first unit, run it again: (the rows the
+    killed run had written, the finished rows file, the units the second run ran)."""
+    from fac_lightning.stages.synthesis import synthetic_artifact_dir
+    from fac_lightning.synthesis.base import build_strategy
+    from tests.synthesis.test_strategies import fac_with
+
+    kill_synthesis_after(monkeypatch, units=1)
+    with pytest.raises(KeyboardInterrupt):
+        fac_with(make_generator(), monkeypatch, cfg)
+    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    written = (final.with_name(final.name + ".partial") / "rows.jsonl").read_text()
+    units = record_units(monkeypatch, strategy_class)
+    fac_with(make_generator(), monkeypatch, cfg)
+    return written, (final / "rows.jsonl").read_text(), units
+

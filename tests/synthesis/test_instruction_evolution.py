@@ -8,11 +8,10 @@ from collections import Counter
 import pytest
 
 from fac_lightning.data.ab_items import choices, letter
-from fac_lightning.stages.synthesis import synthetic_artifact_dir
 from fac_lightning.synthesis.base import build_strategy
 from fac_lightning.synthesis.cot_self_instruct import CoTSelfInstructStrategy, step3
 from fac_lightning.synthesis.evol_instruct import EvolInstructStrategy
-from tests.conftest import compose_config, kill_synthesis_after, record_units, tiny_config
+from tests.conftest import compose_config, kill_and_resume, tiny_config
 from tests.synthesis.test_strategies import fac_with
 
 TASKS = ["toxicity", "reward", "sycophancy", "instruction"]
@@ -151,14 +150,7 @@ def test_a_killed_run_resumes_at_its_unit_and_the_same_seed_gives_the_same_rows(
     again, _ = fac_with(ScriptedChatModel(), monkeypatch, config(tiny_llama_dir, tmp_path / "b", "reward", strategy))
     assert [r["prompt"] for r in again] == [r["prompt"] for r in first]
     cfg = config(tiny_llama_dir, tmp_path / "c", "reward", strategy)
-    kill_synthesis_after(monkeypatch, units=1)
-    with pytest.raises(KeyboardInterrupt):
-        fac_with(ScriptedChatModel(), monkeypatch, cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
-    written = (final.with_name(final.name + ".partial") / "rows.jsonl").read_text()
-    units = record_units(monkeypatch, cls)
-    fac_with(ScriptedChatModel(), monkeypatch, cfg)
-    resumed = (final / "rows.jsonl").read_text()
+    written, resumed, units = kill_and_resume(monkeypatch, cfg, ScriptedChatModel, cls)
     assert units[0] == 1 and written and resumed.startswith(written) and len(resumed.splitlines()) == 6
 
 

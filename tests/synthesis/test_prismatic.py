@@ -7,10 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from fac_lightning.stages.synthesis import synthetic_artifact_dir
 from fac_lightning.synthesis.base import build_strategy
 from fac_lightning.synthesis.prismatic import PrismaticStrategy
-from tests.conftest import compose_config, kill_synthesis_after, record_units
+from tests.conftest import compose_config, kill_and_resume
 from tests.synthesis.test_instruction_evolution import NUMBERS, TASKS, ScriptedChatModel, config
 from tests.synthesis.test_strategies import fac_with
 
@@ -68,14 +67,7 @@ def test_a_killed_prismatic_run_resumes_and_the_same_seed_gives_the_same_rows(ti
     again, _ = fac_with(FewShotWriter(), monkeypatch, prismatic(tiny_llama_dir, tmp_path / "b", "reward", small_rounds))
     assert [r["prompt"] for r in again] == [r["prompt"] for r in first]
     cfg = prismatic(tiny_llama_dir, tmp_path / "c", "reward", small_rounds)
-    kill_synthesis_after(monkeypatch, units=1)
-    with pytest.raises(KeyboardInterrupt):
-        fac_with(FewShotWriter(), monkeypatch, cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
-    written = (final.with_name(final.name + ".partial") / "rows.jsonl").read_text()
-    units = record_units(monkeypatch, PrismaticStrategy)
-    fac_with(FewShotWriter(), monkeypatch, cfg)
-    resumed = (final / "rows.jsonl").read_text()
+    written, resumed, units = kill_and_resume(monkeypatch, cfg, FewShotWriter, PrismaticStrategy)
     assert units[0] == 1 and written and resumed.startswith(written) and len(resumed.splitlines()) == 6
 
 
