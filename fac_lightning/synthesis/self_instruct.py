@@ -9,6 +9,7 @@ the seed rows' questions (an A/B item's without its choices) and the generator a
 The novelty filter and the blacklist look at the item's user message."""
 
 import random
+import re
 from dataclasses import dataclass
 
 from omegaconf import MISSING
@@ -21,11 +22,12 @@ from fac_lightning.synthesis.question_first import QuestionFirstPrompts
 # stanford_alpaca generate_instruction.py's blacklist (Self-Instruct's plus video/audio/music/flowchart/diagram)
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
              "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
+BLACKLISTED = re.compile(rf"\b({'|'.join(map(re.escape, BLACKLIST))})\b", re.IGNORECASE)
+"""Alpaca's ``find_word_in_string``: a blacklisted word at word boundaries, so punctuation does not hide it."""
 
 
 def blacklisted(text: str) -> bool:
-    words = f" {text.lower()} "
-    return any(f" {w} " in words for w in BLACKLIST) or not text[:1].isalnum() or not text[:1].isascii()
+    return BLACKLISTED.search(text) is not None or not text[:1].isalnum() or not text[:1].isascii()
 
 
 @dataclass
