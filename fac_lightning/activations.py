@@ -15,7 +15,7 @@ from torch.utils.data import IterableDataset
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.config import ActivationsConfig
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.hooks import run_to_layer
 
 

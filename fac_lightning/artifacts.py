@@ -26,9 +26,11 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,26 @@ def config_hash(*parts) -> str:
 
 
 NOT_IN_KEY = {"in_key": False}
-"""Dataclass field metadata (``field(default=..., metadata=NOT_IN_KEY)``) of a config field that does not change an
-artifact (a timeout, a concurrency): ``key_fields`` leaves it out of the artifact's key."""
+"""Dataclass field metadata (``field(default=..., metadata=NOT_IN_KEY)``) of a config field that does not by itself
+determine an artifact: a throughput knob (a batch size, a timeout, a concurrency), or a value whose effect reaches
+keys through what it produces (a task's data parts are keyed by their content). ``key_fields`` leaves it out."""
 
 
-def key_fields(node: DictConfig, schema: type | None) -> dict:
-    """``node`` as plain values without the fields its config dataclass ``schema`` marks ``NOT_IN_KEY``."""
-    skip = {f.name for f in dataclasses.fields(schema) if not f.metadata.get("in_key", True)} if schema else set()
-    return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in skip}
+def key_fields(value) -> Any:
+    """``value`` (a config dataclass, a DictConfig, or plain values) as plain values, without the dataclass fields
+    marked ``NOT_IN_KEY``, at any depth."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: key_fields(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("in_key", True)}
+    if isinstance(value, DictConfig | ListConfig):
+        return key_fields(OmegaConf.to_container(value, resolve=True))
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: key_fields(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [key_fields(v) for v in value]
+    return value
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

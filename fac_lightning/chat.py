@@ -7,7 +7,7 @@ content and take the length of their common token prefix. Later stages skip thes
 
 from transformers import PreTrainedTokenizerBase
 
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 
 _PROBES = ("a", "Z", "7", "?")
 

@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from fac_lightning.artifacts import NOT_IN_KEY
 from fac_lightning.checks import ConfigError, at_least, require
 from fac_lightning.metrics.g_vendi import GVendiConfig
 
@@ -81,13 +82,13 @@ class BackboneConfig:
     Paper: 16 for Llama-3.1-8B / Mistral-7B, 14 for Qwen2-7B (~50 % depth, App. I.2)."""
     dtype: Dtype = Dtype.auto
     """auto (bf16 where the device supports it, else float32) | float32 | bfloat16 | float16."""
-    device: str = "auto"
-    """auto (cuda if available) | cpu | cuda | cuda:N."""
+    device: str = field(default="auto", metadata=NOT_IN_KEY)
+    """auto (cuda if available) | cpu | cuda | cuda:N. Keys hold the dtype it resolves ``dtype`` to instead."""
     chat_template: str | None = None
     """Jinja chat template that replaces the tokenizer's own (needed by base models such as Gemma-3-270M)."""
     max_length: int = 512
     """Longest tokenized sequence fed to the backbone; longer ones are truncated (paper code: 512 for scoring)."""
-    trust_remote_code: bool = False
+    trust_remote_code: bool = field(default=False, metadata=NOT_IN_KEY)
 
     def __post_init__(self):
         at_least(self, 1, "layer", why=" (decoder blocks count from 1)")
@@ -98,7 +99,7 @@ class BackboneConfig:
 
 @dataclass
 class ActivationsConfig:
-    text_batch_size: int = 16
+    text_batch_size: int = field(default=16, metadata=NOT_IN_KEY)
     """Sequences per backbone forward pass."""
     max_length: int = 256
     """Truncation length for SAE-training sequences (paper code: 286 tokens for Llama incl. a 30-token prefix)."""
@@ -190,17 +191,19 @@ class FeaturesConfig:
     """TopK per token before the max (paper text); false = dense ReLU pre-activations (paper's released code)."""
     floor: float = 0.0
     """Scores <= floor are not stored (thresholds delta below it cannot be asked for)."""
-    delta: float = 0.0
+    delta: float = field(default=0.0, metadata=NOT_IN_KEY)
     """Activation threshold: feature i is active on x if g_i(x) > delta (paper default 0.0, App. I.2). Not part of a
-    feature table's key: tables keep every score above ``floor``, so a delta sweep scores each data set once."""
+    feature table's key: tables keep every score above ``floor``, so a delta sweep scores each data set once (the
+    relevance selection, which applies it, has it in its key)."""
     top_spans: int = 10
     """Top-activating samples kept per feature (paper: top-10 spans for interpretation)."""
     span_tokens: int = 32
     """Span length, ending at the argmax token (paper: up to 32 tokens)."""
     shaded_spans: int = 5
-    """Spans per feature that keep the feature's activation on each of their tokens (the report shades them)."""
-    batch_size: int = 16
-    chunk_size: int = 256
+    """Spans per feature that keep the feature's activation on each of their tokens (the report shades them). Part of
+    the table, so a change re-scores the tables and re-keys what is built on them."""
+    batch_size: int = field(default=16, metadata=NOT_IN_KEY)
+    chunk_size: int = field(default=256, metadata=NOT_IN_KEY)
     """Samples per resumable chunk."""
 
     def __post_init__(self):
@@ -208,13 +211,6 @@ class FeaturesConfig:
         require(self.delta >= self.floor, "delta", self.delta,
                 f"must be >= features.floor={self.floor} (tables store no score at or below the floor)")
         at_least(self, 1, "span_tokens", "batch_size", "chunk_size")
-
-    DISPLAY_ONLY = ("shaded_spans",)
-    """Fields that change what a report shows, not which rows a strategy writes: left out of row sets' keys."""
-
-    def table_key(self) -> dict:
-        """The fields that determine a feature table's content (all but delta and the batching)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("delta", "batch_size", "chunk_size")}
 
 
 @dataclass
@@ -226,22 +222,24 @@ class TaskPart:
 @dataclass
 class TaskConfig:
     """A task is data: named parts of real data, the row format its training sets use, a relevance rubric.
-    Prompts live in ``conf/prompts/<task>/<strategy>.yaml`` (root key ``prompts``)."""
+    Prompts live in ``conf/prompts/<task>/<strategy>.yaml`` (root key ``prompts``). The fields marked ``NOT_IN_KEY``
+    reach artifact keys through what they produce: the parts by their content, the rubric in the judged relevance
+    selection's key, the background rows in the finetune's rows, ``prompt_fields`` in the resolved prompts."""
 
     name: str = MISSING
     row_format: str = "query"
     """Registered RowFormat of its rows (``fac_lightning.rows``): query | preference_pair | ab_item."""
-    parts: dict[str, TaskPart] = field(default_factory=dict)
+    parts: dict[str, TaskPart] = field(default_factory=dict, metadata=NOT_IN_KEY)
     """Named parts of real data, loaded in this order and made disjoint (a conversation already in an earlier part
     is dropped). ``anchor_positive`` / ``anchor_negative`` (the anchor's two sides, for relevance) and ``seed`` (what
     the user starts from: F_miss = F(anchor) ∩ R \\ F(seed)) are required; real-data strategies read others by name."""
-    relevance_rubric: str = MISSING
+    relevance_rubric: str = field(default=MISSING, metadata=NOT_IN_KEY)
     """What makes a feature relevant to the task (paper App. K rubrics); shown to the llm_judge."""
     label: int = 1
     """Label written on synthetic rows of labelled formats (query)."""
-    background_part: str | None = None
+    background_part: str | None = field(default=None, metadata=NOT_IN_KEY)
     """A part added to every training set (toxicity: real safe requests, label 0), sampled by the run seed."""
-    background_rows: int = 0
+    background_rows: int = field(default=0, metadata=NOT_IN_KEY)
     """Rows drawn from ``background_part`` (paper §3.1: about 1,000 safe)."""
     min_words: int = 5
     """Shortest user message (``RowFormat.query``) a synthetic row may have, in words."""
@@ -250,7 +248,7 @@ class TaskConfig:
     """Tokens a generator may write for one row, unless the synthesis option sets its own (a 60-word query is ~80
     tokens, most far shorter; a preference pair's two transcripts as JSON take several hundred)."""
 
-    prompt_fields: dict[str, str] = field(default_factory=dict)
+    prompt_fields: dict[str, str] = field(default_factory=dict, metadata=NOT_IN_KEY)
     """Task text that prompt templates shared by a family of tasks interpolate (``${task.prompt_fields.<key>}``):
     the seven CAA behaviours share ``conf/prompts/steering/`` and each says here what its items are about. Not in
     the row set's key by itself: the resolved prompts, which are, carry it."""

@@ -1,8 +1,13 @@
-"""The run logger named by ``cfg.logger`` (W&B offline by default; csv, tensorboard), closed after each run.
+"""The run logger named by ``cfg.logger`` (W&B offline by default; csv, tensorboard), closed after each run, also
+when the run fails (``run_logger``).
 
 Closing matters for W&B: a ``-m`` sweep runs every job in one process, and a WandbLogger created while a wandb run
-is still open silently logs into that run, so every job would land in the first job's run.
+is still open silently logs into that run, so every job would land in the first job's run (and a failed job's run
+would take the next job's metrics).
 """
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -18,4 +23,17 @@ def close_logger(logger: Logger | None, status: str = "success") -> None:
         return
     logger.finalize(status)
     if isinstance(logger, WandbLogger) and logger._experiment is not None:
-        logger.experiment.finish()
+        logger.experiment.finish(exit_code=0 if status == "success" else 1)
+
+
+@contextmanager
+def run_logger(cfg: DictConfig) -> Iterator[Logger | None]:
+    """The run's logger for a block, closed when the block ends: ``success``, or ``failed`` if it raised (Ctrl-C
+    included)."""
+    logger = build_logger(cfg)
+    try:
+        yield logger
+    except BaseException:
+        close_logger(logger, "failed")
+        raise
+    close_logger(logger)

@@ -2,6 +2,7 @@
 with the run's logger, ``callbacks=`` and a checkpoint in the artifact's ``.partial`` folder, and resumes from that
 checkpoint when a killed run left one. So loss curves reach the logger and ``trainer=gpu|ddp`` apply everywhere."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -31,15 +32,34 @@ def process_count(trainer_cfg: DictConfig) -> int:
     return len(devices) if isinstance(devices, ListConfig | list) else int(devices)
 
 
-def fit(cfg: DictConfig, module: pl.LightningModule, data, work: Path, logger: Logger | None,
-        checkpoints: list[ModelCheckpoint], **trainer_args) -> pl.Trainer:
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit reads of the run (the SAE's and every finetune kind's): not the run's config, these."""
+
+    trainer: DictConfig
+    """The ``trainer=`` node (a Lightning Trainer to instantiate)."""
+    callbacks: DictConfig | None
+    """The ``callbacks=`` node: extra Lightning callbacks, each a ``_target_`` node."""
+    logger: Logger | None
+    seed: int
+    """The run seed (a finetune's data order and initialisation)."""
+    task: str
+    """The task whose rows are fitted (a saved model records it)."""
+
+    @classmethod
+    def of(cls, cfg: DictConfig, logger: Logger | None) -> "FitContext":
+        return cls(cfg.trainer, cfg.get("callbacks"), logger, cfg.seed, cfg.task.name)
+
+
+def fit(context: FitContext, module: pl.LightningModule, data, work: Path, checkpoints: list[ModelCheckpoint],
+        **trainer_args) -> pl.Trainer:
     """Fit ``module`` on ``data`` (a DataLoader or DataModule) with the configured trainer, resuming from
     ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override ``cfg.trainer``.
     Under DDP every loader shards itself (the SAE's activation stream, a finetune's ``EpochShuffle``), so Lightning
     does not wrap their samplers (which would lose a finetune's resume position)."""
-    callbacks = [*checkpoints, RichProgressBar(), *(instantiate(c) for c in (cfg.callbacks or {}).values())]
-    trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, use_distributed_sampler=False,
-                          **trainer_args)
+    callbacks = [*checkpoints, RichProgressBar(), *(instantiate(c) for c in (context.callbacks or {}).values())]
+    trainer = instantiate(context.trainer, logger=context.logger or False, callbacks=callbacks,
+                          use_distributed_sampler=False, **trainer_args)
     last = work / "last.ckpt"
     trainer.fit(module, data, ckpt_path=str(last) if last.exists() else None)
     return trainer

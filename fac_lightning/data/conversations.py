@@ -13,23 +13,12 @@ import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from fac_lightning.config import SourceConfig
 from fac_lightning.data.ab_items import ab_problem
+from fac_lightning.data.examples import Conversation, Example
 
 log = logging.getLogger(__name__)
-
-Conversation = list[dict[str, str]]
-
-
-class Example(NamedTuple):
-    """One real example of a source: a conversation and the source's label; for a preference-pair source the
-    conversation is the chosen one and ``rejected`` the other."""
-
-    conversation: Conversation
-    label: int | None
-    rejected: Conversation | None = None
 
 _DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt",
                   "preference": "chosen", "ab_item": "answer_matching_behavior"}

@@ -10,7 +10,8 @@ import logging
 
 from fac_lightning.artifacts import config_hash
 from fac_lightning.config import TaskConfig
-from fac_lightning.data.conversations import Example, load_examples
+from fac_lightning.data.conversations import load_examples
+from fac_lightning.data.examples import Example
 
 log = logging.getLogger(__name__)
 

@@ -51,9 +51,26 @@ def build_benchmark(cfg: DictConfig, data_dir: str | Path) -> Benchmark:
     return BENCHMARKS.get(cfg.kind).cls(component_config(cfg, BENCHMARKS), data_dir)
 
 
+def check_result(benchmark: Benchmark, result) -> None:
+    """What every benchmark's ``evaluate`` returns, checked where it returns it (so a benchmark that leaves a field out
+    fails in its own test, not in a leaderboard after a finetune): a dict with ``examples``, the number of items
+    evaluated, and ``metrics``, numbers that include the benchmark's ``primary``."""
+    where = f"benchmark {benchmark.cfg.name!r} (kind {benchmark.name})"
+    if not isinstance(result, dict):
+        raise TypeError(f"{where}: evaluate() returned {type(result).__name__}, not a dict")
+    if not isinstance(result.get("examples"), int) or result["examples"] < 0:
+        raise TypeError(f"{where}: its result's 'examples' must be the number of items evaluated, got "
+                        f"{result.get('examples')!r}")
+    metrics = result.get("metrics")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get(benchmark.primary), int | float):
+        raise TypeError(f"{where}: its result's 'metrics' must hold its primary metric {benchmark.primary!r} as a "
+                        f"number, got {metrics!r}")
+
+
 def run_benchmark(benchmark: Benchmark, model, out_dir: str | Path) -> dict:
     benchmark.out_dir = Path(out_dir)
-    result = {"name": benchmark.cfg.name, "kind": benchmark.name, "primary": benchmark.primary,
-              **benchmark.evaluate(model)}
+    evaluated = benchmark.evaluate(model)
+    check_result(benchmark, evaluated)
+    result = {"name": benchmark.cfg.name, "kind": benchmark.name, "primary": benchmark.primary, **evaluated}
     write_json_atomic(Path(out_dir) / f"benchmark_{benchmark.cfg.name}.json", result)
     return result

@@ -14,13 +14,13 @@ import torch
 from fac_lightning.activations import collate
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import format_chat
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.features.table import FeatureTable, Span
 from fac_lightning.hooks import run_to_layer
 
 POSITIONS = ("both", "user", "response")
 SCORER_VERSION = 3
-"""Part of every feature-table artifact key: bump it when a change alters the scores or spans."""
+"""The feature tables' stage version (``plan.table_stage``): bump it when a change alters the scores or spans."""
 
 
 @dataclass

@@ -19,19 +19,19 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from fac_lightning.artifacts import (
+    NOT_IN_KEY,
     REFUSE,
-    config_hash,
     ensure_artifact,
     process_rank,
     verify_artifact,
     write_json_atomic,
 )
-from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.backbone import Backbone, BackboneShape, load_backbone
 from fac_lightning.checks import above, at_least, one_of, require, within
 from fac_lightning.config import BackboneConfig, component_config
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.resume import StepCheckpoint
-from fac_lightning.trainer import fit, process_count, remove_checkpoints, resolve_precision
+from fac_lightning.trainer import FitContext, fit, process_count, remove_checkpoints, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,10 @@ class FinetuneConfig:
     weight_decay: float = 0.0
     max_length: int = 512
     """Longest tokenized training / scoring sequence."""
-    inference_batch_size: int = 16
+    inference_batch_size: int = field(default=16, metadata=NOT_IN_KEY)
     precision: str = "auto"
     """Lightning precision; ``auto`` = bf16-mixed on a GPU that supports it, else 32-true (``trainer.py``)."""
-    checkpoint_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = field(default=10, metadata=NOT_IN_KEY)
     """Also checkpoint every this many optimizer steps (0 = at epoch ends only), so a fit killed inside a long
     epoch (the one-epoch LoRA reward model: ~30 s per step on a 2-core CPU) resumes at the batch it reached."""
 
@@ -123,11 +123,17 @@ class Finetune:
     """Model kind of what it saves (a benchmark's ``needs``)."""
     distributed = False
     """It runs under ``trainer=ddp`` (the LoRA kinds: a fit of the backbone on every GPU); the others refuse it."""
+    version = 1
+    """Part of its models' keys: bump it when a change of the kind's code changes the model trained on the same rows."""
 
     def __init__(self, cfg: FinetuneConfig):
         self.cfg = cfg
 
-    def train(self, rows: list[dict], backbone: Backbone, work: Path, run_cfg: DictConfig, logger) -> None:
+    def preflight(self, backbone: BackboneConfig, shape: BackboneShape, cache_dir: str | Path) -> None:
+        """Fail now, naming the key, on a setting that only the backbone's shape (read without loading weights) can
+        check; the run's ``preflight`` calls it before any model loads."""
+
+    def train(self, rows: list[dict], backbone: Backbone, work: Path, context: FitContext) -> None:
         """Fit on ``rows`` (checkpoints in ``work``, resumed if present) and save the weights into ``work``."""
         raise NotImplementedError
 
@@ -154,7 +160,7 @@ def scheduled_adamw(module: pl.LightningModule, cfg: FinetuneConfig, schedule: s
 
 
 def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: StatefulDataLoader, work: Path,
-                 run_cfg: DictConfig, logger, **trainer_args) -> bool:
+                 context: FitContext, **trainer_args) -> bool:
     """Fit ``data`` (``resume.shuffled_batches``) through the one Trainer builder for ``cfg.epochs``, writing
     ``work/last.ckpt`` at every epoch end and every ``cfg.checkpoint_every_n_steps`` optimizer steps (a killed fit
     resumes from the latest); ``trainer_args`` are a kind's own Trainer settings (gradient clipping). Returns whether
@@ -165,9 +171,9 @@ def fit_finetune(cfg: FinetuneConfig, module: pl.LightningModule, data: Stateful
     if cfg.checkpoint_every_n_steps:
         checkpoints.append(StepCheckpoint(work, cfg.checkpoint_every_n_steps))
     module.batches_per_epoch = len(data)
-    trainer = fit(run_cfg, module, data, work, logger, checkpoints, max_epochs=cfg.epochs,
+    trainer = fit(context, module, data, work, checkpoints, max_epochs=cfg.epochs,
                   accumulate_grad_batches=cfg.accumulate_grad_batches,
-                  precision=resolve_precision(cfg.precision, run_cfg.trainer.accelerator),
+                  precision=resolve_precision(cfg.precision, context.trainer.accelerator),
                   num_sanity_val_steps=0, limit_val_batches=0, **trainer_args)
     if trainer.current_epoch < cfg.epochs:
         raise RuntimeError(f"finetune stopped at epoch {trainer.current_epoch}; rerun to resume from "
@@ -180,24 +186,15 @@ def build_finetune(cfg: DictConfig | dict) -> Finetune:
     return FINETUNES.get(node.kind).cls(component_config(node, FINETUNES))
 
 
-def backbone_key(backbone: Backbone) -> dict:
-    """What of the backbone determines a finetune: its config and the dtype it actually runs in."""
-    return {**asdict(backbone.cfg), "dtype": str(backbone.model.dtype)}
-
-
-NOT_IN_KEY = ("checkpoint_every_n_steps",)
-"""Finetune settings that do not change the trained model: a killed fit may be resumed with another value."""
+VERSION = 1
+"""Version of what every finetune kind's artifact means (``plan.finetune_stage``); each kind has its own ``version``."""
 
 
 def model_artifact_dir(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig) -> Path:
-    """Keyed by the backbone as it runs, the training settings, the seed and the rows; and, under DDP, by the number
-    of processes (``finetune.batch_size`` is per process, so it sets the global batch; absent for one process, so
-    one-device keys are as before)."""
-    training = {k: v for k, v in asdict(finetune.cfg).items() if k not in NOT_IN_KEY}
-    processes = process_count(cfg.trainer)
-    key = config_hash(backbone_key(backbone), training, cfg.seed, rows,
-                      *([{"processes": processes}] if processes > 1 else []))
-    return Path(cfg.paths.artifacts_dir) / "finetune" / f"{cfg.task.name}-{finetune.name}-{key}"
+    from fac_lightning.plan import finetune_stage
+
+    return finetune_stage(cfg.paths.artifacts_dir, cfg.task.name, finetune, backbone.cfg, rows, cfg.seed,
+                          process_count(cfg.trainer)).path
 
 
 def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger,
@@ -208,7 +205,7 @@ def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: D
 
     def build(work: Path) -> None:
         pl.seed_everything(cfg.seed, workers=True)
-        finetune.train(rows, backbone, work, cfg, logger)
+        finetune.train(rows, backbone, work, FitContext.of(cfg, logger))
         if process_rank() > 0:  # a DDP rank > 0 joined the fit; rank 0 writes the artifact
             return
         remove_checkpoints(work)

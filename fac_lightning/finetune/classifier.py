@@ -137,13 +137,13 @@ class ClassifierFinetune(Finetune):
 
 @FINETUNES.register("classifier_head", ClassifierHeadConfig)
 class ClassifierHead(ClassifierFinetune):
-    def train(self, rows, backbone, work, run_cfg, logger):
+    def train(self, rows, backbone, work, context):
         texts, y = labelled(rows)
         module = HeadOnlyClassifier(backbone.d_model, self.cfg)
         states = pooled_states(backbone, encode_texts(backbone.tokenizer, texts, self.cfg.max_length),
                                self.cfg.inference_batch_size)
-        data = shuffled_batches(TensorDataset(states, y), self.cfg.batch_size, run_cfg.seed)
-        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+        data = shuffled_batches(TensorDataset(states, y), self.cfg.batch_size, context.seed)
+        if fit_finetune(self.cfg, module, data, work, context):
             save_file(module.score.state_dict(), work / "head.safetensors")
 
     def load(self, folder, backbone):
@@ -157,12 +157,12 @@ class ClassifierHead(ClassifierFinetune):
 class ClassifierLora(ClassifierFinetune):
     distributed = True
 
-    def train(self, rows, backbone, work, run_cfg, logger):
+    def train(self, rows, backbone, work, context):
         texts, y = labelled(rows)
         module = LoRAClassifier(backbone.path, backbone.tokenizer.pad_token_id, self.cfg)
         ids, mask = padded(backbone.tokenizer, encode_texts(backbone.tokenizer, texts, self.cfg.max_length))
-        data = shuffled_batches(TensorDataset(ids, mask, y), self.cfg.batch_size, run_cfg.seed)
-        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+        data = shuffled_batches(TensorDataset(ids, mask, y), self.cfg.batch_size, context.seed)
+        if fit_finetune(self.cfg, module, data, work, context):
             module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):

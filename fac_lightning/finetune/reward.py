@@ -27,7 +27,7 @@ from torch.utils.data import TensorDataset
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.checks import at_least, within
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import (
     AdapterCheckpoints,
@@ -189,14 +189,14 @@ class RewardFinetune(Finetune):
 
 @FINETUNES.register("reward_head", RewardHeadConfig)
 class RewardHead(RewardFinetune):
-    def train(self, rows, backbone, work, run_cfg, logger):
+    def train(self, rows, backbone, work, context):
         chosen, rejected, margin_B = pair_sides(rows)
         tokenizer, batch = backbone.tokenizer, self.cfg.inference_batch_size
         chosen_ND = pooled_states(backbone, encode_sides(tokenizer, chosen, self.cfg.max_length), batch)
         rejected_ND = pooled_states(backbone, encode_sides(tokenizer, rejected, self.cfg.max_length), batch)
         module = HeadOnlyReward(backbone.d_model, self.cfg)
-        data = shuffled_batches(TensorDataset(chosen_ND, rejected_ND, margin_B), self.cfg.batch_size, run_cfg.seed)
-        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+        data = shuffled_batches(TensorDataset(chosen_ND, rejected_ND, margin_B), self.cfg.batch_size, context.seed)
+        if fit_finetune(self.cfg, module, data, work, context):
             save_file(module.score.state_dict(), work / "head.safetensors")
 
     def load(self, folder, backbone):
@@ -210,7 +210,7 @@ class RewardHead(RewardFinetune):
 class RewardLora(RewardFinetune):
     distributed = True
 
-    def train(self, rows, backbone, work, run_cfg, logger):
+    def train(self, rows, backbone, work, context):
         chosen, rejected, margin_B = pair_sides(rows)
         tokenizer = backbone.tokenizer
         from trl.trainer.reward_trainer import DataCollatorForPreference
@@ -219,9 +219,9 @@ class RewardLora(RewardFinetune):
         items = [{"chosen_ids": c, "rejected_ids": r, "margin": m} for c, r, m in zip(
             encode_sides(tokenizer, chosen, self.cfg.max_length), encode_sides(tokenizer, rejected, self.cfg.max_length),
             margin_B.tolist(), strict=True)]
-        data = shuffled_batches(items, self.cfg.batch_size, run_cfg.seed,
+        data = shuffled_batches(items, self.cfg.batch_size, context.seed,
                                 collate_fn=DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id))
-        if fit_finetune(self.cfg, module, data, work, run_cfg, logger):
+        if fit_finetune(self.cfg, module, data, work, context):
             module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.backbone import Backbone, backbone_shape, load_backbone
 from fac_lightning.chat import encode_chat
 from fac_lightning.config import BackboneConfig
 from fac_lightning.finetune import FINETUNES
@@ -104,6 +104,14 @@ class SFTLora(Finetune):
     produces = "chat_model"
     distributed = True
 
+    def preflight(self, backbone, shape, cache_dir):
+        """The other backbone it fine-tunes can be found (installed, a folder, or a hub id with the hub)."""
+        if self.cfg.target is not None:
+            try:
+                backbone_shape(self.cfg.target, cache_dir)
+            except OSError as e:
+                raise FileNotFoundError(f"finetune.target (backbone {self.cfg.target.name!r}): {e}") from None
+
     def target(self, backbone: Backbone) -> Backbone:
         """The backbone to fine-tune: ``finetune.target`` if set (loaded from the run backbone's cache, converted
         once if it is a GGUF), else the run's."""
@@ -111,16 +119,16 @@ class SFTLora(Finetune):
             return backbone
         return load_backbone(self.cfg.target, backbone.cache_dir)
 
-    def train(self, rows, backbone, work, run_cfg, logger):
+    def train(self, rows, backbone, work, context):
         from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
         target = self.target(backbone)
         tokenizer = target.tokenizer
         examples = [sft_example(tokenizer, row, self.cfg.max_length) for row in rows]
-        data = shuffled_batches(examples, self.cfg.batch_size, run_cfg.seed,
+        data = shuffled_batches(examples, self.cfg.batch_size, context.seed,
                                 collate_fn=DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
         module = LoRASFT(lora_causal_lm(target.path, self.cfg), self.cfg)
-        if fit_finetune(self.cfg, module, data, work, run_cfg, logger, gradient_clip_val=self.cfg.gradient_clip_val):
+        if fit_finetune(self.cfg, module, data, work, context, gradient_clip_val=self.cfg.gradient_clip_val):
             module.model.save_pretrained(work / "adapter")
 
     def load(self, folder, backbone):

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import format_chat
-from fac_lightning.checks import above, at_least, within
+from fac_lightning.checks import above, at_least, require, within
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import Finetune
 from fac_lightning.finetune.pooled import padded
@@ -126,7 +126,11 @@ class CAAVector(Finetune):
     consumes = ("ab_item",)
     produces = "steering_vector"
 
-    def train(self, rows, backbone, work, run_cfg, logger):
+    def preflight(self, backbone, shape, cache_dir):
+        require(self.cfg.layer is None or self.cfg.layer <= shape.n_layers, "finetune.layer", self.cfg.layer,
+                f"must be in 1..{shape.n_layers} ({backbone.name} has {shape.n_layers} decoder blocks)")
+
+    def train(self, rows, backbone, work, context):
         layer, tokenizer = resolve_layer(self.cfg, backbone), backbone.tokenizer
         sides = [[encode_left_truncated(tokenizer, answer_prefix(tokenizer, r["question"], r[key]), self.cfg.max_length)
                   for r in rows] for key in ("answer_matching_behavior", "answer_not_matching_behavior")]
@@ -138,9 +142,9 @@ class CAAVector(Finetune):
         save_file({"vector": vector_D.contiguous()}, work / "vector.safetensors")
         (work / "vector.json").write_text(json.dumps({
             "layer": layer, "positions": self.cfg.positions.value, "pairs": len(rows), "raw_norm": raw_norm,
-            "norm": float(vector_D.norm()), "backbone": backbone.cfg.name, "task": run_cfg.task.name}, indent=2))
-        if logger:
-            logger.log_metrics({"steering/vector_norm": raw_norm, "steering/layer": layer})
+            "norm": float(vector_D.norm()), "backbone": backbone.cfg.name, "task": context.task}, indent=2))
+        if context.logger:
+            context.logger.log_metrics({"steering/vector_norm": raw_norm, "steering/layer": layer})
 
     def load(self, folder, backbone):
         meta = json.loads((Path(folder) / "vector.json").read_text())

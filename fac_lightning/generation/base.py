@@ -6,7 +6,7 @@ from typing import Protocol
 
 from omegaconf import MISSING
 
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 
 
 @dataclass

@@ -7,7 +7,7 @@ from rich.progress import track
 
 from fac_lightning.chat import format_chat
 from fac_lightning.checks import at_least
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
 

@@ -13,7 +13,7 @@ import openai
 
 from fac_lightning.artifacts import NOT_IN_KEY
 from fac_lightning.checks import ConfigError, above, at_least
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
 

@@ -20,7 +20,7 @@ import torch
 
 from fac_lightning.artifacts import NOT_IN_KEY
 from fac_lightning.checks import ConfigError, at_least
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
 

@@ -24,6 +24,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from fac_lightning.artifacts import NOT_IN_KEY
 from fac_lightning.checks import at_least, require
 
+VERSION = 1
+"""Part of every G-Vendi artifact's key (``plan.RunPlan.g_vendi``): bump it when the measurement changes."""
+
 
 @dataclass
 class GradientConfig:
@@ -59,7 +62,7 @@ class GradientConfig:
 class GVendiConfig(GradientConfig):
     """The G-Vendi measurement of every row set a run trains on (root key ``g_vendi``)."""
 
-    enabled: bool = True
+    enabled: bool = field(default=True, metadata=NOT_IN_KEY)
     """False: no G-Vendi (the leaderboard leaves the column out)."""
     max_rows: int | None = 1000
     """At most this many rows are measured (a seeded sample; None = all): the score grows with N, so compare sets of

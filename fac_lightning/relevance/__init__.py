@@ -23,6 +23,8 @@ class RelevanceConfig:
 class RelevanceMethod:
     uses_generator = False
     """Whether it asks a generator (then the generator config is part of its cache key)."""
+    version = 1
+    """Part of its selections' keys: bump it when a change of the method's code changes R on the same table."""
 
     def __init__(self, cfg: RelevanceConfig):
         self.cfg = cfg

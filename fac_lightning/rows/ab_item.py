@@ -9,16 +9,38 @@ limits and duplicate checks look at is the question's stem, without its choices.
 """
 
 import json
+import zlib
 
 from fac_lightning.data.ab_items import ab_problem, choices, letter, stem
 from fac_lightning.rows import ROW_FORMATS
 from fac_lightning.rows.base import RowFormat, json_object
+from fac_lightning.rows.query import clean_query
 
 FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
 
 
+def choice_text(answer: str) -> str:
+    """A generated answer as a choice line's text: its first line, without a leading letter or quotes."""
+    line = clean_query(answer).split("\n")[0].strip()
+    for prefix in ("(A)", "(B)", "A)", "B)", "A.", "B."):
+        line = line.removeprefix(prefix).strip()
+    return line.strip("\"'“”").strip()
+
+
 @ROW_FORMATS.register("ab_item")
 class ABItem(RowFormat):
+    answer_keys = ("answer_matching", "answer_not_matching")
+
+    def candidate(self, question: str, matching: str, not_matching: str) -> str:
+        """The two answers as the item's choices, put under the question as (A) / (B) in an order drawn from the
+        question's hash (so either letter matches the behaviour about half the time, as in CAA's sets)."""
+        texts = choice_text(matching), choice_text(not_matching)
+        matching_first = zlib.crc32(question.encode()) % 2 == 0
+        a, b = texts if matching_first else texts[::-1]
+        letters = ("(A)", "(B)") if matching_first else ("(B)", "(A)")
+        return json.dumps({"question": f"{question}\n\nChoices:\n (A) {a}\n (B) {b}",
+                           "answer_matching_behavior": letters[0], "answer_not_matching_behavior": letters[1]})
+
     def parse(self, raw):
         obj = json_object(raw)
         if obj is None:

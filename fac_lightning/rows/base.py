@@ -9,7 +9,7 @@ answer (``demo``), and what makes a stored row malformed (``invalid``).
 import json
 import re
 
-from fac_lightning.data.conversations import Conversation, Example
+from fac_lightning.data.examples import Conversation, Example
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
@@ -26,6 +26,13 @@ def json_object(raw: str) -> dict | None:
 
 class RowFormat:
     name = ""
+    answer_keys: tuple[str, ...] = ()
+    """The answer prompts (``QuestionFirstPrompts`` fields) that turn a question into one of its rows, in the order
+    ``candidate`` takes the answers; none: a question is not answered into a row (a query is the row)."""
+
+    def candidate(self, question: str, *answers: str) -> str:
+        """A question and its answers (one per ``answer_keys``) as a raw candidate, the JSON its ``parse`` reads."""
+        raise NotImplementedError(f"row format {self.name!r} has no question-first candidates")
 
     def parse(self, raw: str) -> tuple[dict | None, str | None]:
         """Row fields of one generated candidate (no label, no provenance), or None and the rejection reason."""

@@ -35,6 +35,11 @@ def response_problem(instruction: str, response: str) -> str | None:
 
 @ROW_FORMATS.register("instruction_response")
 class InstructionResponse(RowFormat):
+    answer_keys = ("answer_response",)
+
+    def candidate(self, question: str, response: str) -> str:
+        return json.dumps({"instruction": question, "response": response.strip()})
+
     def parse(self, raw):
         obj = json_object(raw)
         if obj is None:

@@ -7,7 +7,8 @@ similar length, and a rejected answer that is not a lazy refusal."""
 import json
 import re
 
-from fac_lightning.data.conversations import Conversation, pair_problem, parse_hh_transcript
+from fac_lightning.data.conversations import pair_problem, parse_hh_transcript
+from fac_lightning.data.examples import Conversation
 from fac_lightning.rows import ROW_FORMATS
 from fac_lightning.rows.base import RowFormat, json_object
 
@@ -32,6 +33,14 @@ def pair_from_transcripts(chosen: Conversation, rejected: Conversation) -> tuple
 
 @ROW_FORMATS.register("preference_pair")
 class PreferencePair(RowFormat):
+    answer_keys = ("answer_chosen", "answer_rejected")
+
+    def candidate(self, question: str, good: str, bad: str) -> str:
+        """The good and the flawed answer as the two transcripts of a pair."""
+        user = {"role": "user", "content": question}
+        return json.dumps({"chosen": transcript([user, {"role": "assistant", "content": good.strip()}]),
+                           "rejected": transcript([user, {"role": "assistant", "content": bad.strip()}])})
+
     def parse(self, raw):
         obj = json_object(raw)
         if obj is None:

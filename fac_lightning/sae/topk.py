@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fac_lightning.artifacts import NOT_IN_KEY
 from fac_lightning.checks import above, at_least, require
 from fac_lightning.sae import SAE_ARCHITECTURES
 
@@ -125,9 +126,9 @@ class TopKConfig:
     """Tokens per optimizer step (SAELens 4096; sparsify 65,536; paper 512 sequences ~ 90k tokens)."""
     train_tokens: int = 2_000_000
     """Token budget; the run takes train_tokens // batch_tokens steps."""
-    val_every_steps: int = 200
+    val_every_steps: int = field(default=200, metadata=NOT_IN_KEY)
     """Held-out FVU / CE-loss-recovered every this many steps (and at the end)."""
-    checkpoint_every_steps: int = 100
+    checkpoint_every_steps: int = field(default=100, metadata=NOT_IN_KEY)
     """Lightning checkpoint cadence; a killed run resumes from the last one."""
     seed: int = 0
     """SAE initialisation and data order. Separate from the run ``seed`` so that a sweep over seeds (synthesis,

@@ -25,7 +25,7 @@ from fac_lightning.data.task_parts import task_part, task_parts
 from fac_lightning.evaluation.base import Benchmark, build_benchmark, run_benchmark
 from fac_lightning.finetune.base import Finetune, build_finetune, train_model
 from fac_lightning.leaderboard import leaderboard, run_record
-from fac_lightning.loggers import build_logger, close_logger
+from fac_lightning.loggers import run_logger
 from fac_lightning.stages.feature_space import check_feature_space
 from fac_lightning.stages.g_vendi import measure_g_vendi
 from fac_lightning.stages.preflight import preflight
@@ -95,6 +95,22 @@ def strategy_row_name(strategy: Strategy) -> str:
     return HydraConfig.get().runtime.choices["synthesis"] if HydraConfig.initialized() else strategy.name
 
 
+def log_run(logger, cfg: DictConfig, result: dict) -> None:
+    """The run's config, what it compared and its measurements, to the configured logger."""
+    if logger is None:
+        return
+    bench = result["benchmark"]
+    logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run": {
+        "task": result["task"], "strategy": result["strategy"], "seed": cfg.seed, "overrides": result["overrides"],
+        "benchmark": bench["name"], "primary": bench["primary"], "examples": bench["examples"],
+        "base_rate": bench.get("base_rate"), "train_rows": result["train_rows"]}})
+    logger.log_metrics({**{f"fac/{k}": v for k, v in result["fac"].items()},
+                        **({"g_vendi": result["g_vendi"]} if result["g_vendi"] is not None else {}),
+                        **{f"text/{k}": v for k, v in result["text"].items()},
+                        **{f"benchmark/{k}": v for k, v in bench["metrics"].items()},
+                        **{f"timings_s/{k}": v for k, v in result["timings_s"].items()}})
+
+
 def run_experiment(cfg: DictConfig) -> dict:
     chain = plan(cfg)
     timings, started = {}, time.time()
@@ -110,41 +126,29 @@ def run_experiment(cfg: DictConfig) -> dict:
     # before the finetune (which may wrap the backbone); DDP ranks > 0 only join the finetune's fit
     g_vendi = measure_g_vendi(cfg, backbone, rows_dir, chain.strategy) if process_rank() == 0 else None
     lap("g_vendi")
-    logger = build_logger(cfg)  # after the SAE stage, which logs (and closes) a run of its own
-    background = background_rows(cfg, chain.strategy)
-    model_dir = train_model(chain.finetune, rows + background, backbone, cfg, logger, provenance={
-        "strategy": strategy_row_name(chain.strategy), "rows": str(rows_dir), "strategy_rows": len(rows),
-        "background_part": chain.strategy.task.background_part if background else None,
-        "background_rows": len(background)})
-    train_rows = rows + background
-    if process_rank() > 0:  # a DDP rank > 0 (started for the finetune's fit): rank 0 benchmarks and records
-        close_logger(logger)
-        return {"rank": process_rank(), "model": str(model_dir)}
-    lap("finetune")
-    bench = run_benchmark(chain.benchmark, chain.finetune.load(model_dir, backbone), cfg.paths.output_dir)
-    lap("benchmark")
-    result = {
-        "task": cfg.task.name, "strategy": strategy_row_name(chain.strategy), "seed": cfg.seed,
-        "backbone": cfg.backbone.name, "finetune": chain.finetune.name, "n_samples": cfg.n_samples,
-        "delta": cfg.features.delta, "relevance": cfg.relevance.method, "overrides": run_overrides(),
-        "strategy_rows": len(rows), "train_rows": len(train_rows), "synthetic": str(rows_dir),
-        "model": str(model_dir), "fac": manifest["fac"], "g_vendi": g_vendi, "text": manifest["text"],
-        "benchmark": bench,
-        "timings_s": timings,
-    }
-    write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", result)
-    if logger:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run": {
-            "task": result["task"], "strategy": result["strategy"], "seed": cfg.seed, "overrides": result["overrides"],
-            "benchmark": bench["name"], "primary": bench["primary"], "examples": bench["examples"],
-            "base_rate": bench.get("base_rate"),
-            "train_rows": len(train_rows)}})
-        logger.log_metrics({**{f"fac/{k}": v for k, v in result["fac"].items()},
-                            **({"g_vendi": g_vendi} if g_vendi is not None else {}),
-                            **{f"text/{k}": v for k, v in result["text"].items()},
-                            **{f"benchmark/{k}": v for k, v in bench["metrics"].items()},
-                            **{f"timings_s/{k}": v for k, v in timings.items()}})
-    close_logger(logger)
+    with run_logger(cfg) as logger:  # after the SAE stage, which logs (and closes) a run of its own
+        background = background_rows(cfg, chain.strategy)
+        model_dir = train_model(chain.finetune, rows + background, backbone, cfg, logger, provenance={
+            "strategy": strategy_row_name(chain.strategy), "rows": str(rows_dir), "strategy_rows": len(rows),
+            "background_part": chain.strategy.task.background_part if background else None,
+            "background_rows": len(background)})
+        train_rows = rows + background
+        if process_rank() > 0:  # a DDP rank > 0 (started for the finetune's fit): rank 0 benchmarks and records
+            return {"rank": process_rank(), "model": str(model_dir)}
+        lap("finetune")
+        bench = run_benchmark(chain.benchmark, chain.finetune.load(model_dir, backbone), cfg.paths.output_dir)
+        lap("benchmark")
+        result = {
+            "task": cfg.task.name, "strategy": strategy_row_name(chain.strategy), "seed": cfg.seed,
+            "backbone": cfg.backbone.name, "finetune": chain.finetune.name, "n_samples": cfg.n_samples,
+            "delta": cfg.features.delta, "relevance": cfg.relevance.method, "overrides": run_overrides(),
+            "strategy_rows": len(rows), "train_rows": len(train_rows), "synthetic": str(rows_dir),
+            "model": str(model_dir), "fac": manifest["fac"], "g_vendi": g_vendi, "text": manifest["text"],
+            "benchmark": bench,
+            "timings_s": timings,
+        }
+        write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", result)
+        log_run(logger, cfg, result)
     row = leaderboard(pd.DataFrame([run_record(result, cfg.paths.output_dir)]))
     log.info("this run's leaderboard row (benchmark=%s, %d examples, base rate %s; a sweep's table: evaluate.py "
              "mode=leaderboard):\n%s", bench["name"], bench["examples"], bench.get("base_rate"),

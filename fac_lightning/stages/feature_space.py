@@ -3,7 +3,7 @@
 Each piece is a cached artifact (SAE: ``stages.sae``; tables: ``stages.features``; relevance:
 ``<artifacts_dir>/relevance/<anchor table>-<hash>/`` with ``relevance.json`` and, for the LLM judge, the
 append-only ``judgements.jsonl`` in its ``.partial`` folder that lets an interrupted judge resume feature by
-feature).
+feature). Their folders are named by the run plan (``plan.RunPlan``).
 """
 
 import json
@@ -13,19 +13,22 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import REBUILD, REFUSE, config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REBUILD, REFUSE, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.config import component_config
-from fac_lightning.data.conversations import Conversation
-from fac_lightning.data.task_parts import task_parts
+from fac_lightning.data.examples import Conversation
 from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, relevant_anchor_features
 from fac_lightning.features.table import FeatureTable
 from fac_lightning.generation import GENERATORS, build_generator
+from fac_lightning.plan import plan
 from fac_lightning.relevance import RELEVANCE, select_relevant
 from fac_lightning.sae import SAE_ARCHITECTURES
 from fac_lightning.sae.topk import load_sae
 from fac_lightning.stages.features import feature_table
 from fac_lightning.stages.sae import run_sae_stage
+
+VERSION = 1
+"""The relevance selections' stage version (``plan.RunPlan.relevant``; each method has its own ``version`` too)."""
 
 
 @dataclass
@@ -60,9 +63,8 @@ class FeatureSpace:
 
 
 def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
-    parts = task_parts(cfg.task, cfg.paths.data_dir)
-    pos, neg = parts["anchor_positive"], parts["anchor_negative"]
-    return [e.conversation for e in pos + neg], np.array([1] * len(pos) + [0] * len(neg))
+    conversations, labels = plan(cfg).anchor_set
+    return conversations, np.array(labels)
 
 
 def check_feature_space(cfg: DictConfig, needs_generator: bool = False) -> None:
@@ -75,17 +77,14 @@ def check_feature_space(cfg: DictConfig, needs_generator: bool = False) -> None:
 
 
 def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> FeatureSpace:
+    run = plan(cfg)
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
     sae_dir = run_sae_stage(cfg, backbone)
     sae, _ = load_sae(sae_dir, backbone.device)
     conversations, labels = anchor_set(cfg)
-    features_cfg = OmegaConf.to_object(cfg.features)
-    anchor, anchor_dir = feature_table(f"{cfg.task.name}-anchor", conversations, backbone, sae, sae_dir,
-                                       features_cfg, cfg.paths.artifacts_dir)
-    relevance = component_config(cfg.relevance, RELEVANCE)
-    judge = (cfg.generator, cfg.task.relevance_rubric) if RELEVANCE.get(relevance.method).cls.uses_generator else None
-    final = Path(cfg.paths.artifacts_dir) / "relevance" / (
-        f"{anchor_dir.name}-{config_hash(cfg.relevance, judge, cfg.features.delta)}")
+    anchor, _ = feature_table(run.anchor.label, conversations, backbone, sae, sae_dir, run.features,
+                              cfg.paths.artifacts_dir)
+    relevance = run.relevance
 
     def build(work: Path) -> None:  # a killed judge resumes from work/judgements.jsonl, feature by feature
         relevant, records = select_relevant(
@@ -97,7 +96,7 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
 
     # label contrast and "all" are cheap and deterministic: rebuilt if corrupted; judge verdicts cost calls: refused
     judged = RELEVANCE.get(relevance.method).cls.uses_generator
-    saved = json.loads((ensure_artifact(final, build, "relevance", on_corrupt=REFUSE if judged else REBUILD,
+    saved = json.loads((ensure_artifact(run.relevant.path, build, "relevance", on_corrupt=REFUSE if judged else REBUILD,
                                         hint="Rebuilding asks the judge again") / "relevance.json").read_text())
     relevant = np.zeros(anchor.num_features, dtype=bool)
     relevant[saved["relevant"]] = True

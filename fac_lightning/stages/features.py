@@ -1,40 +1,35 @@
 """The ``features`` stage: a FeatureTable per data set, cached as an artifact and resumable chunk by chunk.
 
 Artifact: ``<artifacts_dir>/features/<dataset>-<hash>/`` (``table.npz``, ``spans.json``, ``manifest.json``); the hash
-covers exactly what determines the scores: the SAE artifact, the data set's content, the pooling settings, and the
-backbone's dtype and max length. Not delta: a table keeps every score above ``features.floor``, so any threshold
+covers exactly what determines the scores (``plan.table_stage``): the SAE artifact (which holds the backbone's dtype),
+the data set's content, the pooling settings and the backbone's max length. Not delta: a table keeps every score above ``features.floor``, so any threshold
 reads the same table. While scoring, each finished chunk of samples is saved in ``<artifact>.partial/``; a rerun
 skips the chunks already there.
 """
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 from rich.progress import track
 
-from fac_lightning.artifacts import REBUILD, config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REBUILD, ensure_artifact, key_fields, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.config import FeaturesConfig
-from fac_lightning.data.conversations import Conversation
-from fac_lightning.features.scorer import SCORER_VERSION, FeatureScorer, ScoredChunk, chunks, table_from_chunk
+from fac_lightning.data.examples import Conversation
+from fac_lightning.features.scorer import FeatureScorer, ScoredChunk, chunks, table_from_chunk
 from fac_lightning.features.table import FeatureTable
 
 log = logging.getLogger(__name__)
 
 
-def dataset_fingerprint(conversations: list[Conversation]) -> str:
-    return hashlib.sha256(json.dumps(conversations, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def feature_table(name: str, conversations: list[Conversation], backbone: Backbone, sae, sae_dir: Path,
                   cfg: FeaturesConfig, artifacts_dir: str | Path) -> tuple[FeatureTable, Path]:
     """Load the cached table of ``conversations`` or score them (resuming a partial run); return it and its folder."""
-    key = config_hash(Path(sae_dir).name, dataset_fingerprint(conversations), cfg.table_key(), SCORER_VERSION,
-                      str(backbone.model.dtype), backbone.cfg.max_length)
-    final = ensure_artifact(Path(artifacts_dir) / "features" / f"{name}-{key}",
+    from fac_lightning.plan import table_stage
+
+    stage = table_stage(str(artifacts_dir), Path(sae_dir).name, name, conversations, cfg, backbone.cfg.max_length)
+    final = ensure_artifact(stage.path,
                             lambda work: score_table(name, conversations, backbone, sae, sae_dir, cfg, work),
                             f"feature table of {name}", on_corrupt=REBUILD)  # cheap and deterministic
     return FeatureTable.load(final), final
@@ -62,7 +57,7 @@ def score_table(name: str, conversations: list[Conversation], backbone: Backbone
     table.save(work)
     write_json_atomic(work / "manifest.json", {
         "stage": "features", "dataset": name, "samples": len(sequences), "sae": str(sae_dir),
-        "config": cfg.table_key(), "dtype": str(backbone.model.dtype), "max_length": backbone.cfg.max_length,
+        "config": key_fields(cfg), "dtype": str(backbone.model.dtype), "max_length": backbone.cfg.max_length,
         "nonzero": len(table.score),
     })
     log.info("scored feature table of %s: %d samples, %d stored scores", name, len(sequences), len(table.score))

@@ -2,7 +2,7 @@
 
 Artifact: ``<artifacts_dir>/g_vendi/<row set folder>-<hash>/g_vendi.json``, keyed by the row set (its folder name
 holds its own key), the gradient settings and the proxy (the backbone, with the dtype it runs in, when ``proxy`` is
-None). Separate from the row set, so that measuring with other settings never touches the rows. Like FAC, it reads
+None): ``plan.RunPlan.g_vendi``. Separate from the row set, so that measuring with other settings never touches the rows. Like FAC, it reads
 the rows a row format measures (toxicity: the toxic side).
 """
 
@@ -11,18 +11,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import REBUILD, config_hash, ensure_artifact, key_fields, write_json_atomic
+from fac_lightning.artifacts import REBUILD, ensure_artifact, key_fields, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.metrics.g_vendi import GradientSketch, GVendiConfig, g_vendi
-from fac_lightning.stages.sae import BACKBONE_KEYS
+from fac_lightning.plan import plan
 from fac_lightning.stages.synthesis import read_rows
 from fac_lightning.synthesis.base import Strategy
-
-
-def g_vendi_artifact_dir(cfg: DictConfig, rows_dir: str | Path) -> Path:
-    settings = key_fields(cfg.g_vendi, GVendiConfig)
-    proxy = {k: cfg.backbone[k] for k in (*BACKBONE_KEYS, "dtype")} if cfg.g_vendi.proxy is None else None
-    return Path(cfg.paths.artifacts_dir) / "g_vendi" / f"{Path(rows_dir).name}-{config_hash(settings, proxy)}"
 
 
 def measure_g_vendi(cfg: DictConfig, backbone: Backbone, rows_dir: str | Path, strategy: Strategy) -> float | None:
@@ -37,8 +31,7 @@ def measure_g_vendi(cfg: DictConfig, backbone: Backbone, rows_dir: str | Path, s
         score = (g_vendi(GradientSketch.for_backbone(settings, backbone), conversations, settings.max_rows,
                          settings.projection_seed) if conversations else None)
         write_json_atomic(work / "g_vendi.json", {"g_vendi": score, "measured_rows": len(conversations),
-                                                  "rows": str(rows_dir), "config": key_fields(cfg.g_vendi,
-                                                                                              GVendiConfig)})
+                                                  "rows": str(rows_dir), "config": key_fields(settings)})
 
-    folder = ensure_artifact(g_vendi_artifact_dir(cfg, rows_dir), build, "G-Vendi", on_corrupt=REBUILD)
+    folder = ensure_artifact(plan(cfg).g_vendi(Path(rows_dir).name).path, build, "G-Vendi", on_corrupt=REBUILD)
     return json.loads((folder / "g_vendi.json").read_text())["g_vendi"]

@@ -1,7 +1,7 @@
 """The checks every entry point runs before any model loads: each config field's range and choices
 (``config.validate_config``), the backbone's layer and the SAE's width against the backbone's shape (read from its
-config, not its weights), that a fine-tune's other backbone (``finetune.target``) can be found, and that the SAE
-corpus can be read when the SAE still has to be trained."""
+config, not its weights), the finetune's own checks against that shape (``Finetune.preflight``: a steering layer, the
+other backbone a fine-tune trains), and that the SAE corpus can be read when the SAE still has to be trained."""
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -11,6 +11,7 @@ from fac_lightning.backbone import backbone_shape, check_layer
 from fac_lightning.checks import ConfigError, require
 from fac_lightning.config import validate_config
 from fac_lightning.data.conversations import check_source
+from fac_lightning.plan import plan
 
 
 def check_sae_width(sae: DictConfig, d_model: int) -> None:
@@ -35,12 +36,10 @@ def check_strategy(cfg: DictConfig) -> None:
                           "SAE stage and the LoRA finetunes, and one device (trainer=gpu or trainer=cpu) otherwise")
     if cfg.get("stage") == "experiment":
         from fac_lightning.finetune import FINETUNES
-        from fac_lightning.stages.sae import sae_artifact_dir
-
         if not FINETUNES.get(cfg.finetune.kind).cls.distributed:
             raise ConfigError("trainer", "ddp", f"runs the LoRA finetunes only; finetune={cfg.finetune.kind} fits "
                               "one device: use trainer=gpu")
-        if not sae_artifact_dir(cfg).exists():  # the ranks would all redo the chain before the finetune's fit
+        if not plan(cfg).sae.path.exists():  # the ranks would all redo the chain before the finetune's fit
             raise ConfigError("trainer", "ddp", "needs the SAE built first, so that only the finetune runs on every "
                               "device: run `python train.py stage=sae trainer=ddp` (same overrides), then this")
     elif cfg.get("stage") != "sae":
@@ -59,21 +58,13 @@ def preflight(cfg: DictConfig, sae: bool = True) -> None:
         check_strategy(cfg)
     if not sae:
         return
-    from fac_lightning.stages.sae import sae_artifact_dir
-
     shape = backbone_shape(OmegaConf.to_object(cfg.backbone), cfg.paths.cache_dir)
     check_layer(cfg.backbone, shape)
     check_sae_width(cfg.sae, shape.d_model)
-    steered = cfg.finetune.get("layer") if cfg.get("finetune") is not None else None  # caa_vector's own layer
-    if steered is not None:
-        require(steered <= shape.n_layers, "finetune.layer", steered,
-                f"must be in 1..{shape.n_layers} ({cfg.backbone.name} has {shape.n_layers} decoder blocks)")
-    target = cfg.finetune.get("target") if cfg.get("finetune") is not None else None  # sft_lora on another model
-    if target is not None:
-        try:
-            backbone_shape(OmegaConf.to_object(target), cfg.paths.cache_dir)
-        except OSError as e:  # not installed, no such folder, or a hub id without the hub
-            raise FileNotFoundError(f"finetune.target (backbone {target.name!r}): {e}") from None
-    if not sae_artifact_dir(cfg).exists():
+    if cfg.get("finetune") is not None:
+        from fac_lightning.finetune.base import build_finetune
+
+        build_finetune(cfg.finetune).preflight(plan(cfg).backbone, shape, cfg.paths.cache_dir)
+    if not plan(cfg).sae.path.exists():
         for source in cfg.data.sources:
             check_source(source, cfg.paths.data_dir)

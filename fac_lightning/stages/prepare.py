@@ -14,22 +14,17 @@ from omegaconf import DictConfig
 from fac_lightning.artifacts import config_hash
 from fac_lightning.backbone import load_backbone
 from fac_lightning.data.task_parts import task_part
-from fac_lightning.relevance import RELEVANCE
+from fac_lightning.plan import plan
 from fac_lightning.stages.feature_space import build_feature_space, check_feature_space
 from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.sae import run_sae_stage
 
 log = logging.getLogger(__name__)
 
-UPSTREAM = ("backbone", "sae", "activations", "data", "task", "features", "relevance")
-"""The config groups the shared artifacts are built from (the SAE needs the first four)."""
-
-
 def upstream_key(cfg: DictConfig) -> str:
-    """Equal for two jobs whose shared artifacts are the same (it may split jobs that share some: they are then
-    asked for twice, and the second ask reuses them)."""
-    judge = cfg.generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
-    return config_hash(cfg.stage, *(cfg[k] for k in (UPSTREAM[:4] if cfg.stage == "sae" else UPSTREAM)), judge)
+    """The shared artifacts' names (``plan.RunPlan``): equal for two jobs exactly when they share them."""
+    run = plan(cfg)
+    return run.sae.name if cfg.stage == "sae" else f"{run.relevant.name}/{run.seed.name}"
 
 
 def build_shared(cfg: DictConfig, backbone) -> None:
@@ -51,10 +46,11 @@ def prepare_shared(configs: list[DictConfig]) -> int:
         try:
             preflight(cfg)
             check_feature_space(cfg)
+            key = upstream_key(cfg)
         except Exception as e:  # noqa: BLE001 - any failed check: the job reports it when it runs
             log.warning("sweep job #%d fails its checks (%s); its shared artifacts are not prepared", i, e)
             continue
-        distinct.setdefault(upstream_key(cfg), cfg)
+        distinct.setdefault(key, cfg)
     by_backbone: dict[str, list[DictConfig]] = {}
     for cfg in distinct.values():
         by_backbone.setdefault(config_hash(cfg.backbone), []).append(cfg)

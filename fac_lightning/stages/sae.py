@@ -1,7 +1,8 @@
 """The ``sae`` stage: train a TopK SAE on the backbone's streamed activations and save it as an artifact.
 
 Artifact: ``<artifacts_dir>/sae/<backbone>-L<layer>-<hash>/`` with ``cfg.json``, ``sae.safetensors`` and
-``manifest.json``; the hash covers exactly the backbone, layer, SAE recipe (with its own seed), activation settings and data.
+``manifest.json``; the hash covers exactly the backbone as it runs (its dtype resolved), the layer, the SAE recipe
+(with its own seed), the activation settings, the data and the fit's precision (``plan.RunPlan.sae``).
 Checkpoints live in ``<artifact>.partial/`` until the run completes; rerunning a killed run resumes from them
 (``artifacts.ensure_artifact``, ``trainer.fit``).
 """
@@ -15,12 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fac_lightning.activations import TokenizedCorpus, split_heldout
-from fac_lightning.artifacts import REFUSE, config_hash, ensure_artifact, write_json_atomic
+from fac_lightning.artifacts import REFUSE, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.data.conversations import load_conversations
-from fac_lightning.loggers import build_logger, close_logger
+from fac_lightning.loggers import run_logger
 from fac_lightning.sae.module import ActivationDataModule, SAEModule
-from fac_lightning.trainer import fit, remove_checkpoints
+from fac_lightning.trainer import FitContext, fit, remove_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,14 @@ SAE_REBUILD = ("Training an SAE takes minutes on the demo and hours at the paper
                "to train it again")
 """A corrupted SAE is refused, not rebuilt (``artifacts.ensure_artifact``)."""
 
-BACKBONE_KEYS = ("name", "model", "gguf_package", "gguf_file", "gguf_assembler", "revision", "layer", "chat_template")
+VERSION = 1
+"""The SAE stage's version (``plan.RunPlan.sae``): bump it when a change of the training code changes the SAE."""
 
 
 def sae_artifact_dir(cfg: DictConfig) -> Path:
-    backbone = {k: cfg.backbone[k] for k in BACKBONE_KEYS}
-    key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data)
-    return Path(cfg.paths.artifacts_dir) / "sae" / f"{cfg.backbone.name}-L{cfg.backbone.layer}-{key}"
+    from fac_lightning.plan import plan
+
+    return plan(cfg).sae.path
 
 
 def corpus_conversations(cfg: DictConfig) -> list:
@@ -67,28 +69,27 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
     max_steps = max(cfg.sae.train_tokens // cfg.sae.batch_tokens, 1)
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.sae.checkpoint_every_steps)
-    logger = build_logger(cfg)
-    trainer = fit(cfg, module, datamodule, work, logger, [checkpoint], max_steps=max_steps,
-                  val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
-    if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
-        raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
-                           f"from {work / 'last.ckpt'}")
-    metrics = {k: float(v) for k, v in trainer.validate(module, datamodule, verbose=False)[0].items()}
-    if not trainer.is_global_zero:  # a DDP rank > 0: rank 0 writes the artifact
-        return
-    remove_checkpoints(work)
-    module.sae.save(work, extra={
-        "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,
-        "layer_meaning": "residual stream after decoder block `layer` (1-based) = HF hidden_states[layer]",
-        "prefix_len": backbone.prefix_len, "skip_template_prefix": cfg.activations.skip_template_prefix,
-        "exclude_special_tokens": cfg.activations.exclude_special_tokens,
-    })
-    write_json_atomic(work / "manifest.json", {
-        "stage": "sae", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics,
-        "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
-        "seconds": time.time() - started,
-    })
-    if logger:
-        logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
-    close_logger(logger)
+    with run_logger(cfg) as logger:
+        trainer = fit(FitContext.of(cfg, logger), module, datamodule, work, [checkpoint], max_steps=max_steps,
+                      val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
+        if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
+            raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
+                               f"from {work / 'last.ckpt'}")
+        metrics = {k: float(v) for k, v in trainer.validate(module, datamodule, verbose=False)[0].items()}
+        if not trainer.is_global_zero:  # a DDP rank > 0: rank 0 writes the artifact
+            return
+        remove_checkpoints(work)
+        module.sae.save(work, extra={
+            "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,
+            "layer_meaning": "residual stream after decoder block `layer` (1-based) = HF hidden_states[layer]",
+            "prefix_len": backbone.prefix_len, "skip_template_prefix": cfg.activations.skip_template_prefix,
+            "exclude_special_tokens": cfg.activations.exclude_special_tokens,
+        })
+        write_json_atomic(work / "manifest.json", {
+            "stage": "sae", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics,
+            "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
+            "seconds": time.time() - started,
+        })
+        if logger:
+            logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
     log.info("SAE trained: %s", metrics)

@@ -14,24 +14,16 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from fac_lightning.artifacts import (
-    REBUILD,
-    REFUSE,
-    config_hash,
-    ensure_artifact,
-    key_fields,
-    verify_artifact,
-    write_json_atomic,
-)
+from fac_lightning.artifacts import REBUILD, REFUSE, ensure_artifact, verify_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
-from fac_lightning.config import FeaturesConfig, component_config
+from fac_lightning.config import component_config
 from fac_lightning.data.conversations import json_error
-from fac_lightning.data.task_parts import parts_fingerprint, task_part
+from fac_lightning.data.task_parts import task_part
 from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.generation.base import MeteredGenerator
 from fac_lightning.metrics.diversity import text_metrics
-from fac_lightning.relevance import RELEVANCE
+from fac_lightning.plan import plan
 from fac_lightning.stages.feature_space import (
     FeatureSpace,
     anchor_set,
@@ -39,31 +31,19 @@ from fac_lightning.stages.feature_space import (
     check_feature_space,
 )
 from fac_lightning.stages.preflight import preflight
-from fac_lightning.stages.sae import BACKBONE_KEYS
 from fac_lightning.synthesis.base import Strategy, build_strategy
 from fac_lightning.synthesis.context import SynthesisContext
 
 log = logging.getLogger(__name__)
 
 
+VERSION = 1
+"""The row sets' stage version (``plan.RunPlan.rows``; each strategy has its own ``version`` too): bump it when a
+change of the writer or the manifest changes what a row set holds."""
+
+
 def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
-    """Keyed by what determines the rows and their measurement: the feature space (backbone with its dtype and max
-    length, SAE, task data and rubric, scoring, delta, relevance and its judge) and the strategy with its prompts;
-    for budgeted strategies also the budget and seed, and the generator of those that generate (real data depends on
-    none of them)."""
-    task = {k: v for k, v in OmegaConf.to_container(cfg.task).items()
-            if k not in ("parts", "background_part", "background_rows", "prompt_fields")}
-    backbone = {k: cfg.backbone[k] for k in (*BACKBONE_KEYS, "dtype", "max_length")}
-    generator = key_fields(cfg.generator, GENERATORS.get(cfg.generator.engine).config)
-    generation = (generator if strategy.generative else None, cfg.n_samples, cfg.seed) if strategy.budgeted else None
-    judge = generator if RELEVANCE.get(cfg.relevance.method).cls.uses_generator else None
-    extra = strategy.fingerprint(cfg.paths.data_dir)  # only when there is one, so that other keys are unchanged
-    features = {k: v for k, v in OmegaConf.to_container(cfg.features, resolve=True).items()
-                if k not in FeaturesConfig.DISPLAY_ONLY}
-    key = config_hash(backbone, cfg.sae, cfg.activations, cfg.data, task,
-                      parts_fingerprint(strategy.task, cfg.paths.data_dir, strategy.part), features,
-                      cfg.relevance, judge, cfg.synthesis, cfg.prompts, generation, *([extra] if extra else []))
-    return Path(cfg.paths.artifacts_dir) / "synthetic" / f"{cfg.task.name}-{strategy.name}-{key}"
+    return plan(cfg).rows(strategy).path
 
 
 def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None, strategy: Strategy | None = None) -> Path:

@@ -172,6 +172,14 @@ class RowWriter:
                                                        "tallies": dict(self.tallies)})
 
 
+SEED_STREAMS = {"unit": 0, "second_call": 1, "answers": 2, "rip_responses": 3, "rip_judge": 4, "consistency": 5,
+                "resample": 7}
+"""A strategy's random streams within the run seed, 1,000,000 units apart: ``unit`` (a unit's prompts, demonstrations
+and first generator call), ``second_call`` (a unit's second call: FAC's step 2, Magpie's and SAO's responses,
+SynAlign's attribute summary), ``answers`` (question-first answers), CoT-Self-Instruct's ``rip_responses``,
+``rip_judge`` and ``consistency`` samples, ``resample`` (SynAlign's weighted draw after the units)."""
+
+
 class Strategy:
     """A synthesis strategy: ``units()`` yields work, ``run_unit`` offers candidates (or real rows) to the writer.
     Built from the config alone (``build_strategy``) so that a bad option fails before any model loads; ``run`` then
@@ -182,6 +190,8 @@ class Strategy:
     """Dataclass of the templates this strategy reads from ``cfg.prompts`` (None: it reads none)."""
     row_formats: tuple[str, ...] = ("query",)
     """The ``task.row_format`` values this strategy can produce."""
+    version = 1
+    """Part of its row sets' keys: bump it when a change of the strategy's code changes its rows for the same config."""
     generative = True
     """False for strategies that read real rows (real data, selection): no generator is built."""
     budgeted = True
@@ -206,24 +216,29 @@ class Strategy:
         return RowWriter(folder, self.task, self.format, self.n_samples, self.cfg.near_duplicate_rouge,
                          self.cfg.min_distinct_3)
 
-    def params(self, unit: int, n: int = 1) -> SamplingParams:
+    def unit_seed(self, unit: int, *streams: str) -> int:
+        """The seed of a unit's random stream, named (``SEED_STREAMS``); chained names add up (FAC's step-2
+        questions, answered: ``"second_call", "answers"``)."""
+        return self.seed * 100_003 + unit + sum(SEED_STREAMS[s] for s in streams) * 1_000_000
+
+    def params(self, unit: int, n: int = 1, *streams: str) -> SamplingParams:
         return SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                               max_new_tokens=self.cfg.max_new_tokens or self.task.max_new_tokens, n=n,
-                              seed=self.seed * 100_003 + unit)
+                              seed=self.unit_seed(unit, *streams))
 
     @property
     def question_first(self) -> bool:
         """Whether the prompts write questions that the generator then answers into rows
         (``synthesis/question_first.py``)."""
-        return question_first(self.prompts, self.task.row_format)
+        return question_first(self.prompts, self.format)
 
-    def candidates_from(self, raws: list[str], unit: int) -> list[str]:
-        """Generator outputs as row candidates: as written, or (question-first prompts) each question answered into
-        a row of the task's format."""
+    def candidates_from(self, raws: list[str], unit: int, *streams: str) -> list[str]:
+        """Generator outputs (of ``unit``'s ``streams``) as row candidates: as written, or (question-first prompts)
+        each question answered into a row of the task's format."""
         if not self.question_first:
             return raws
-        return answer_questions(self.generator, raws, self.prompts, self.task.row_format,
-                                self.params(unit + 2_000_000))
+        return answer_questions(self.generator, raws, self.prompts, self.format,
+                                self.params(unit, 1, *streams, "answers"))
 
     def demo(self, row: dict) -> str:
         """A row as this strategy's template asks for it (question-first prompts: the question alone)."""

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fac_lightning.data.conversations import Conversation
+from fac_lightning.data.examples import Conversation
 from fac_lightning.features.scorer import FeatureScorer
 from fac_lightning.features.table import FeatureTable
 

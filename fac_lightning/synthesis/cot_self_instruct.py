@@ -141,7 +141,7 @@ class CoTSelfInstructStrategy(Strategy):
     def rip_scores(self, questions: list[str], unit: int, writer: RowWriter) -> np.ndarray:
         """Each question's minimum score over K sampled responses."""
         chats = [[{"role": "user", "content": self.prompts.respond.format(question=q)}] for q in questions]
-        responses = self.generator.generate(chats, self.params(unit + 3_000_000, n=self.cfg.rip_samples))
+        responses = self.generator.generate(chats, self.params(unit, self.cfg.rip_samples, "rip_responses"))
         pairs = [(q, r) for q, rs in zip(questions, responses, strict=True) for r in rs]
         if self.reward_model is not None:
             scores = self.reward_model.score([[{"role": "user", "content": q}, {"role": "assistant", "content": r}]
@@ -149,7 +149,7 @@ class CoTSelfInstructStrategy(Strategy):
         else:
             judge = [[{"role": "user", "content": self.prompts.rip_judge.format(question=q, answer=r)}]
                      for q, r in pairs]
-            verdicts = self.generator.generate(judge, self.params(unit + 4_000_000))
+            verdicts = self.generator.generate(judge, self.params(unit, 1, "rip_judge"))
             found = [_SCORE.search(v) for (v,) in verdicts]
             writer.tally("rip_judge_without_score", sum(m is None for m in found))
             scores = np.array([float(m.group(1)) if m else 0.0 for m in found])
@@ -157,14 +157,14 @@ class CoTSelfInstructStrategy(Strategy):
 
     def consistent(self, row: dict, unit: int) -> bool:
         chat = [{"role": "user", "content": self.prompts.consistency.format(item=row["question"])}]
-        (answers,) = self.generator.generate([chat], self.params(unit + 5_000_000, n=self.cfg.consistency_samples))
+        (answers,) = self.generator.generate([chat], self.params(unit, self.cfg.consistency_samples, "consistency"))
         letters = [m.group(1) for m in (_LETTER.search(a) for a in answers) if m]
         majority = Counter(letters).most_common(1)
         return bool(majority) and majority[0][0] == letter(row["answer_matching_behavior"]) and \
             majority[0][1] > len(answers) / 2
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
-        rng = random.Random(self.seed * 100_003 + unit)
+        rng = random.Random(self.unit_seed(unit))
         drawn = [self.prompt(rng) for _ in range(self.cfg.prompts_per_call)]
         outputs = self.generator.generate([self.chat(p) for p, _ in drawn], self.params(unit))
         writer.tally("candidates", len(drawn))

@@ -132,7 +132,7 @@ class EvolInstructStrategy(Strategy):
         return "answer_stop_words" if only_stop_words(answer) else None
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
-        rng = random.Random(self.seed * 100_003 + unit)
+        rng = random.Random(self.unit_seed(unit))
         heads = self.lineages(writer)
         drawn = [self.operator(rng, head) for head in heads]
         outputs = self.generator.generate([self.chat(prompt) for _, prompt in drawn], self.params(unit))

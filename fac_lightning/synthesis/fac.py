@@ -120,10 +120,10 @@ class FACStrategy(Strategy):
         row fields) and their g_i on that chat's feature (the unparseable ones are rejected). Tallies
         ``step<k>_sampled`` and ``step<k>_above_delta`` so a manifest shows how often each step hits its feature."""
         n = self.cfg.n if step == 1 else self.cfg.m
-        seed_unit = unit if step == 1 else unit + 1_000_000
+        streams = () if step == 1 else ("second_call",)
         parsed = []
-        outputs = self.generator.generate(chats, self.params(seed_unit, n))
-        flat = self.candidates_from([raw for group in outputs for raw in group], seed_unit)
+        outputs = self.generator.generate(chats, self.params(unit, n, *streams))
+        flat = self.candidates_from([raw for group in outputs for raw in group], unit, *streams)
         for start in range(0, len(flat), n):
             parsed.append([])
             for raw in flat[start : start + n]:

@@ -13,17 +13,16 @@ the best is chosen, the worst rejected. Magpie ranks with a reward model (ArmoRM
 so the generator ranks two answers as a pairwise judge (``prompts.judge``), greedy, and a verdict that names
 neither answer discards the query. The pair then passes the same checks as every synthetic pair."""
 
-import json
 import re
 from dataclasses import dataclass, replace
 
 from fac_lightning.chat import format_chat
 from fac_lightning.generation import SamplingParams
-from fac_lightning.rows.preference_pair import transcript
+from fac_lightning.rows.preference_pair import PreferencePair
 from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
-from fac_lightning.synthesis.question_first import ANSWER_KEYS, QuestionFirstPrompts
+from fac_lightning.synthesis.question_first import QuestionFirstPrompts
 
 _MARK = "\x00USER_MESSAGE\x00"
 _VERDICT = re.compile(r"\b([AB])\b")
@@ -59,17 +58,22 @@ class MagpieStrategy(Strategy):
 
     def start(self) -> None:
         self.pre_query = pre_query_template(self.context.tokenizer, self.prompts.system)
-        if self.task.row_format == "preference_pair" and not self.prompts.judge:
+        if self.pairs and not self.prompts.judge:
             raise ValueError(f"synthesis=magpie on pair task {self.task.name!r} needs prompts.judge "
                              f"(conf/prompts/{self.task.name}/magpie.yaml)")
-        if self.task.row_format in ("ab_item", "instruction_response") and not self.question_first:
-            keys = " and ".join(f"prompts.{k}" for k in ANSWER_KEYS[self.task.row_format])
+        if not self.pairs and self.format.answer_keys and not self.question_first:
+            keys = " and ".join(f"prompts.{k}" for k in self.format.answer_keys)
             raise ValueError(f"synthesis=magpie on task {self.task.name!r} ({self.task.row_format} rows) needs "
                              f"{keys} (conf/prompts/{self.task.name}/magpie.yaml)")
 
+    @property
+    def pairs(self) -> bool:
+        """Preference-pair rows take Magpie's DPO recipe (two answers, ranked); the other formats its query."""
+        return isinstance(self.format, PreferencePair)
+
     def run_unit(self, unit: int, writer: RowWriter) -> None:
         texts = [self.pre_query] * self.cfg.prompts_per_call
-        if self.task.row_format == "preference_pair":
+        if self.pairs:
             return self.run_pair_unit(unit, writer, texts)
         raws = [raw for (raw,) in self.generator.complete(texts, self.params(unit))]
         for raw in self.candidates_from(raws, unit):  # each query answered into a row (A/B choices, a response)
@@ -79,7 +83,7 @@ class MagpieStrategy(Strategy):
         query_params = replace(self.params(unit), max_new_tokens=self.cfg.query_max_new_tokens)
         queries = [q for q in (clean_query(raw) for (raw,) in self.generator.complete(texts, query_params)) if q]
         writer.reject("empty", len(texts) - len(queries))
-        answer_params = self.params(unit + 1_000_000, n=2)
+        answer_params = self.params(unit, 2, "second_call")
         answers = self.generator.generate([[{"role": "user", "content": q}] for q in queries], answer_params)
         judge_chats = [[{"role": "user", "content": self.prompts.judge.format(question=q, answer_a=a, answer_b=b)}]
                        for q, (a, b) in zip(queries, answers)]
@@ -90,7 +94,4 @@ class MagpieStrategy(Strategy):
                 writer.reject("judge_no_verdict")
                 continue
             chosen, rejected = (a, b) if letter.group(1) == "A" else (b, a)
-            user = [{"role": "user", "content": query}]
-            raw = json.dumps({"chosen": transcript([*user, {"role": "assistant", "content": chosen.strip()}]),
-                              "rejected": transcript([*user, {"role": "assistant", "content": rejected.strip()}])})
-            writer.offer(raw, self.provenance(unit, self.pre_query, judge_verdict=verdict))
+            writer.offer(self.format.candidate(query, chosen, rejected), self.provenance(unit, self.pre_query, judge_verdict=verdict))

@@ -115,14 +115,14 @@ class PrismaticStrategy(Strategy):
         clusters with the fewest pool rows."""
         x_ND = np.stack([self.gradients[t] for t in pool])
         k = max(1, min(len(pool), round(self.cfg.cluster_ratio * len(pool))))
-        kmeans = KMeans(k, max_iter=self.cfg.kmeans_iterations, n_init=1, random_state=self.seed * 100_003 + unit)
+        kmeans = KMeans(k, max_iter=self.cfg.kmeans_iterations, n_init=1, random_state=self.unit_seed(unit))
         assignment = kmeans.fit_predict(x_ND)
         counts_K = np.bincount(assignment, minlength=k)
         by_size = np.argsort(counts_K, kind="stable")
         return kmeans.cluster_centers_, set(by_size[: math.ceil(self.cfg.keep_ratio * k)].tolist())
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
-        rng = random.Random(self.seed * 100_003 + unit)
+        rng = random.Random(self.unit_seed(unit))
         pool = self.pool(writer)
         centroids_KD, sparse = self.clusters(pool, unit)
         writer.tally("rounds")

@@ -4,7 +4,8 @@ The paper's templates ask for a whole row as JSON: a preference pair's two ``Hum
 or an A/B item's question, choices and answers. The embedded SmolLM2-135M writes no whole pair that parses (0 of 28
 samples, fac and self_instruct templates alike). With the answer prompts of the task's row format set, a strategy's
 own template asks for the user question only (fac still targets a feature with it, self_instruct still shows
-demonstrations of it, magpie still writes it from the bare template), and the generator then answers each question:
+demonstrations of it, magpie still writes it from the bare template), and the generator then answers each question
+with the row format's answer prompts (``RowFormat.answer_keys``) into a candidate (``RowFormat.candidate``):
 
 - ``preference_pair`` (``answer_chosen``, ``answer_rejected``): twice, once as asked and once told to slip in one
   specific flaw (a hallucinated fact, a misreading, a subtle logic error), the paper's recipe for the rejected
@@ -17,12 +18,10 @@ demonstrations of it, magpie still writes it from the bare template), and the ge
   the paper's own recipe (one call writes the instruction, a second answers it), not a concession to the generator.
 """
 
-import json
-import zlib
 from dataclasses import dataclass, replace
 
 from fac_lightning.generation import Generator, SamplingParams
-from fac_lightning.rows.preference_pair import transcript
+from fac_lightning.rows.base import RowFormat
 from fac_lightning.rows.query import clean_query
 
 
@@ -45,59 +44,22 @@ class QuestionFirstPrompts:
     """Tokens for each answer (an A/B choice needs a few dozen); None = the strategy's ``max_new_tokens``."""
 
 
-ANSWER_KEYS = {"preference_pair": ("answer_chosen", "answer_rejected"),
-               "ab_item": ("answer_matching", "answer_not_matching"),
-               "instruction_response": ("answer_response",)}
-
-
-def question_first(prompts, row_format: str) -> bool:
-    keys = ANSWER_KEYS.get(row_format, ())
+def question_first(prompts, row_format: RowFormat) -> bool:
+    keys = row_format.answer_keys
     return bool(keys) and all(getattr(prompts, key, None) is not None for key in keys)
 
 
-def answer_questions(generator: Generator, raws: list[str], prompts, row_format: str,
+def answer_questions(generator: Generator, raws: list[str], prompts, row_format: RowFormat,
                      params: SamplingParams) -> list[str]:
     """Each raw question (template artefacts stripped) with its answers (one per answer prompt of the format), as a
     JSON candidate of ``row_format``; an empty question stays an unparseable candidate."""
     questions = [clean_query(raw) for raw in raws]
     asked = list(dict.fromkeys(q for q in questions if q))
-    keys = ANSWER_KEYS[row_format]
+    keys = row_format.answer_keys
     chats = [[{"role": "user", "content": getattr(prompts, key).format(question=q)}] for key in keys for q in asked]
     if prompts.answer_max_new_tokens:
         params = replace(params, max_new_tokens=prompts.answer_max_new_tokens)
     outputs = [first for (first, *_) in generator.generate(chats, params)] if asked else []
     per_key = [outputs[i * len(asked) : (i + 1) * len(asked)] for i in range(len(keys))]
     answers = dict(zip(asked, zip(*per_key, strict=True), strict=True))
-    build = CANDIDATE_BUILDERS[row_format]
-    return [build(q, *answers[q]) if q else "" for q in questions]
-
-
-def pair_candidate(question: str, good: str, bad: str) -> str:
-    user = {"role": "user", "content": question}
-    return json.dumps({"chosen": transcript([user, {"role": "assistant", "content": good.strip()}]),
-                       "rejected": transcript([user, {"role": "assistant", "content": bad.strip()}])})
-
-
-def response_candidate(question: str, response: str) -> str:
-    return json.dumps({"instruction": question, "response": response.strip()})
-
-
-def choice_text(answer: str) -> str:
-    """A generated answer as a choice line's text: its first line, without a leading letter or quotes."""
-    line = clean_query(answer).split("\n")[0].strip()
-    for prefix in ("(A)", "(B)", "A)", "B)", "A.", "B."):
-        line = line.removeprefix(prefix).strip()
-    return line.strip("\"'“”").strip()
-
-
-def ab_candidate(question: str, matching: str, not_matching: str) -> str:
-    texts = choice_text(matching), choice_text(not_matching)
-    matching_first = zlib.crc32(question.encode()) % 2 == 0
-    a, b = texts if matching_first else texts[::-1]
-    letters = ("(A)", "(B)") if matching_first else ("(B)", "(A)")
-    return json.dumps({"question": f"{question}\n\nChoices:\n (A) {a}\n (B) {b}",
-                       "answer_matching_behavior": letters[0], "answer_not_matching_behavior": letters[1]})
-
-
-CANDIDATE_BUILDERS = {"preference_pair": pair_candidate, "ab_item": ab_candidate,
-                      "instruction_response": response_candidate}
+    return [row_format.candidate(q, *answers[q]) if q else "" for q in questions]

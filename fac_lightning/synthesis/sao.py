@@ -50,7 +50,7 @@ from fac_lightning.generation import SamplingParams
 from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
-from fac_lightning.synthesis.question_first import ANSWER_KEYS, QuestionFirstPrompts, pair_candidate
+from fac_lightning.synthesis.question_first import QuestionFirstPrompts
 
 PERSONA_DIR = Path(__file__).parent / "personas"
 """The packaged persona pools, ``<name>.jsonl.gz`` (their source: ``personas/README.md``)."""
@@ -163,7 +163,7 @@ class SAOStrategy(Strategy):
             require(self.prompts.judge is not None, "prompts.judge", None, f"synthesis=sao judges its pairs: "
                     f"conf/prompts/{self.task.name}/sao.yaml needs a judge")
         if self.task.row_format in ("ab_item", "instruction_response") and not self.question_first:
-            keys = " and ".join(f"prompts.{k}" for k in ANSWER_KEYS[self.task.row_format])
+            keys = " and ".join(f"prompts.{k}" for k in self.format.answer_keys)
             raise ValueError(f"synthesis=sao on task {self.task.name!r} ({self.task.row_format} rows) needs "
                              f"{keys} (conf/prompts/{self.task.name}/sao.yaml)")
 
@@ -173,7 +173,7 @@ class SAOStrategy(Strategy):
 
     def draw(self, unit: int) -> list[str]:
         """The unit's personas: ``prompts_per_call`` distinct ones (all, for a smaller pool), seeded by the unit."""
-        rng = random.Random(self.seed * 100_003 + unit)
+        rng = random.Random(self.unit_seed(unit))
         return rng.sample(self.personas, min(self.cfg.prompts_per_call, len(self.personas)))
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
@@ -200,7 +200,7 @@ class SAOStrategy(Strategy):
 
     def run_pair_unit(self, unit: int, writer: RowWriter, drafted: list[tuple[str, str]], template) -> None:
         chats = [[{"role": "user", "content": self.prompts.respond.format(question=q)}] for _, q in drafted]
-        responses = self.generator.generate(chats, self.params(unit + 1_000_000, n=2)) if chats else []
+        responses = self.generator.generate(chats, self.params(unit, 2, "second_call")) if chats else []
         judged = []
         for (persona, question), (first, second) in zip(drafted, responses, strict=True):
             if " ".join(first.split()) == " ".join(second.split()):
@@ -210,7 +210,7 @@ class SAOStrategy(Strategy):
         judge = [[{"role": "user", "content": self.prompts.judge.format(question=q, response_1=a, response_2=b)}]
                  for _, q, a, b in judged]
         verdicts = self.generator.generate(judge, SamplingParams(
-            temperature=0.0, max_new_tokens=self.cfg.judge_max_new_tokens, seed=self.seed * 100_003 + unit)) \
+            temperature=0.0, max_new_tokens=self.cfg.judge_max_new_tokens, seed=self.unit_seed(unit))) \
             if judge else []
         writer.tally("pairs_judged", len(judged))
         for (persona, question, first, second), (verdict,) in zip(judged, verdicts, strict=True):
@@ -220,6 +220,6 @@ class SAOStrategy(Strategy):
                 writer.reject("judge_unclear")
                 continue
             chosen, rejected = (first, second) if found.group(1) == "1" else (second, first)
-            writer.offer(pair_candidate(question, chosen, rejected),
+            writer.offer(self.format.candidate(question, chosen, rejected),
                          self.provenance(unit, template, persona=persona, sao_prompt=question, judge_reply=verdict,
                                          verdict=int(found.group(1))))

@@ -66,7 +66,7 @@ class SelfInstructStrategy(Strategy):
         return self.prompts.self_instruct.format(examples=examples, next_index=len(demos) + 1)
 
     def run_unit(self, unit: int, writer: RowWriter) -> None:
-        rng = random.Random(self.seed * 100_003 + unit)
+        rng = random.Random(self.unit_seed(unit))
         generated = [self.demo(r) for r in writer.rows + writer.pending]
         prompts = [self.prompt(rng, generated) for _ in range(self.cfg.prompts_per_call)]
         outputs = self.generator.generate([self.chat(p) for p in prompts], self.params(unit))

@@ -276,7 +276,7 @@ class SynAlignStrategy(Strategy):
         """Unit ``unit``'s demonstration group (pool indices); gp groups depend on the earlier ones, so they are
         replayed from unit 0 (a resumed run gets the same groups)."""
         if self.cfg.sampling == "random":
-            rng = random.Random(self.seed * 100_003 + unit)
+            rng = random.Random(self.unit_seed(unit))
             return rng.sample(range(len(self.pool)), min(self.cfg.group_size, len(self.pool)))
         while len(self.groups) <= unit:
             self.groups.append(self.tracker.next_group())
@@ -291,7 +291,7 @@ class SynAlignStrategy(Strategy):
         examples = "\n".join(f"{i + 1}. {self.pool[j]}" for i, j in enumerate(group))
         writer.tally("groups")
         ask = self.prompts.attributes.format(examples=examples)
-        params = replace(self.params(unit + 1_000_000), max_new_tokens=self.cfg.summary_max_new_tokens)
+        params = replace(self.params(unit, 1, "second_call"), max_new_tokens=self.cfg.summary_max_new_tokens)
         # without the task's system prompt: with it, the 135M generator describes the task instead of the examples
         ((summary, *_),) = self.generator.generate([[{"role": "user", "content": ask}]], params)
         summary = summary.strip()[:SUMMARY_CHARS].strip()
@@ -320,7 +320,7 @@ class SynAlignStrategy(Strategy):
             X_ND = normalize(self.embed([self.demo(r) for r in candidates]), self.mean_D)
             bandwidth = self.cfg.mmd_bandwidth or median_distance(np.concatenate([X_ND, self.pool_ND]))
             w_N = mmd_weights(X_ND, self.pool_ND, bandwidth, self.cfg.mmd_iterations)
-            rng = np.random.default_rng(self.seed * 100_003 + 7_000_000)
+            rng = np.random.default_rng(self.unit_seed(0, "resample"))
             chosen, zero_weight = weighted_draw(w_N, min(self.n_samples, len(candidates)), rng)
             uniform = np.full(len(candidates), 1 / len(candidates))
             on_kept = np.zeros(len(candidates))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fac_lightning.data.conversations import Example
+from fac_lightning.data.examples import Example
 from fac_lightning.rows import ROW_FORMATS, row_format
 from fac_lightning.rows.ab_item import ABItem
 from fac_lightning.rows.instruction_response import InstructionResponse

@@ -1,0 +1,204 @@
+"""The run plan: the artifacts a run's stages read and write, named from typed configs before any model loads.
+
+Every cached stage is a ``Stage``: the folder kind under ``paths.artifacts_dir``, a readable label, the stage's
+version, the names of the upstream artifacts it is built from and its own key fields. Its folder is
+``<label>-<hash(version, upstream names, fields)>``. So an artifact's identity is what it was built from plus its own
+settings: a feature table names its SAE, the relevance selection its anchor table, a row set its relevance and seed
+table, G-Vendi its row set; two runs share an artifact exactly when everything upstream of it is shared.
+
+- A config field that does not change a stage's output (a batch size, a timeout) carries ``NOT_IN_KEY`` metadata on
+  its dataclass field (``artifacts.key_fields`` leaves it out); nothing else decides what is in a key.
+- ``backbone.dtype=auto`` is resolved to the dtype the backbone will run in on this machine (bf16 on a GPU, fp32 on
+  most CPUs), so an SAE trained in bf16 and one trained in fp32 never share a folder.
+- Each stage has a version (``VERSION`` in its module, plus ``version`` on pluggable components): a change of code
+  that changes a stage's output on the same input bumps it, so old artifacts are not reused silently.
+  ``tests/test_stage_versions.py`` runs every stage on a fixed tiny input and fails when the output moved and the
+  version did not.
+"""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fac_lightning.artifacts import config_hash, key_fields
+from fac_lightning.config import BackboneConfig, FeaturesConfig, TaskConfig, component_config
+from fac_lightning.data.examples import Conversation
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One cached artifact of the run: ``<root>/<kind>/<label>-<hash>``."""
+
+    root: str
+    kind: str
+    label: str
+    version: Any
+    upstream: tuple[str, ...] = ()
+    """Folder names of the artifacts this one is built from."""
+    fields: Any = None
+    """Its own key fields, as plain values."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}-{config_hash(self.version, list(self.upstream), self.fields)}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / self.kind / self.name
+
+
+def resolved_dtype(backbone: BackboneConfig) -> str:
+    """The dtype the backbone runs in on this machine (``auto`` resolved as ``load_backbone`` resolves it)."""
+    from fac_lightning.backbone import resolve_device, resolve_dtype
+
+    return str(resolve_dtype(backbone.dtype, resolve_device(backbone.device))).removeprefix("torch.")
+
+
+def backbone_identity(backbone: BackboneConfig) -> dict:
+    """The backbone's key fields, with the dtype it really runs in."""
+    return {**key_fields(backbone), "dtype": resolved_dtype(backbone)}
+
+
+def table_stage(root: str, sae: str, label: str, conversations: list[Conversation], features: FeaturesConfig,
+                max_length: int) -> Stage:
+    """A data set's FeatureTable: its SAE, the data set's content, the scoring settings (not delta: a table keeps
+    every score above ``features.floor``) and the backbone's max length."""
+    from fac_lightning.features.scorer import SCORER_VERSION
+
+    return Stage(root, "features", label, SCORER_VERSION, (sae,),
+                 {"data": config_hash(conversations), "features": key_fields(features), "max_length": max_length})
+
+
+def finetune_stage(root: str, task: str, finetune, backbone: BackboneConfig, rows: list[dict], seed: int,
+                   processes: int) -> Stage:
+    """A finetuned model: the backbone as it runs, the kind's training settings, the seed and the rows; under DDP
+    also the number of processes (``finetune.batch_size`` is per process)."""
+    from fac_lightning.finetune.base import VERSION
+
+    return Stage(root, "finetune", f"{task}-{finetune.name}", (VERSION, finetune.version), (),
+                 {"backbone": backbone_identity(backbone), "training": key_fields(finetune.cfg), "seed": seed,
+                  "rows": config_hash(rows), **({"processes": processes} if processes > 1 else {})})
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's typed configs and the stages of its feature space; the row set, G-Vendi and finetune stages follow
+    from the strategy and rows (``rows``, ``g_vendi``, ``finetune_stage``). Upstream stages that read data
+    (tables, relevance) are named on first use: a ``stage=sae`` run never loads the task's data."""
+
+    cfg: DictConfig = field(repr=False)
+    backbone: BackboneConfig
+    features: FeaturesConfig
+    task: TaskConfig
+    relevance: Any
+    root: str
+    data_dir: str
+
+    @cached_property
+    def judge(self) -> dict | None:
+        """The generator and rubric of a relevance method that asks one (None otherwise)."""
+        from fac_lightning.generation import GENERATORS
+        from fac_lightning.relevance import RELEVANCE
+
+        if not RELEVANCE.get(self.relevance.method).cls.uses_generator:
+            return None
+        return {"generator": key_fields(component_config(self.cfg.generator, GENERATORS)),
+                "rubric": self.task.relevance_rubric}
+
+    @cached_property
+    def sae(self) -> Stage:
+        """The SAE: the backbone as it runs and the layer it reads, the SAE recipe (with its own seed), the activation
+        settings, the corpus and the fit's precision. Not ``backbone.max_length`` (SAE sequences are cut at
+        ``activations.max_length``)."""
+        from fac_lightning.sae import SAE_ARCHITECTURES
+        from fac_lightning.stages.sae import VERSION
+        from fac_lightning.trainer import resolve_precision
+
+        cfg = self.cfg
+        sae = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SAE_ARCHITECTURES.get(
+            cfg.sae.architecture).config), cfg.sae))
+        trainer = cfg.get("trainer") or {}
+        precision = resolve_precision(str(trainer.get("precision", "32-true")), str(trainer.get("accelerator", "cpu")))
+        backbone = {k: v for k, v in backbone_identity(self.backbone).items() if k != "max_length"}
+        return Stage(self.root, "sae", f"{self.backbone.name}-L{self.backbone.layer}", VERSION, (), {
+            "backbone": backbone, "sae": key_fields(sae), "activations": key_fields(OmegaConf.to_object(
+                cfg.activations)), "data": key_fields(OmegaConf.to_object(cfg.data)), "precision": precision})
+
+    def table(self, label: str, conversations: list[Conversation]) -> Stage:
+        return table_stage(self.root, self.sae.name, label, conversations, self.features, self.backbone.max_length)
+
+    @cached_property
+    def anchor_set(self) -> tuple[list[Conversation], list[int]]:
+        """The anchor's conversations (positive side first) and their labels (1 = task-positive)."""
+        from fac_lightning.data.task_parts import task_parts
+
+        parts = task_parts(self.task, self.data_dir)
+        pos, neg = parts["anchor_positive"], parts["anchor_negative"]
+        return [e.conversation for e in pos + neg], [1] * len(pos) + [0] * len(neg)
+
+    @cached_property
+    def seed_conversations(self) -> list[Conversation]:
+        from fac_lightning.data.task_parts import task_part
+
+        return [e.conversation for e in task_part(self.task, "seed", self.data_dir)]
+
+    @cached_property
+    def anchor(self) -> Stage:
+        return self.table(f"{self.task.name}-anchor", self.anchor_set[0])
+
+    @cached_property
+    def seed(self) -> Stage:
+        return self.table(f"{self.task.name}-seed", self.seed_conversations)
+
+    @cached_property
+    def relevant(self) -> Stage:
+        """The relevance selection R: the anchor table, the anchor's labels, the method's settings, delta, and the
+        judge (generator and rubric) of a method that asks one."""
+        from fac_lightning.relevance import RELEVANCE
+        from fac_lightning.stages.feature_space import VERSION
+
+        method = RELEVANCE.get(self.relevance.method).cls
+        return Stage(self.root, "relevance", self.anchor.name, (VERSION, method.version), (self.anchor.name,), {
+            "relevance": key_fields(self.relevance), "delta": self.features.delta, "labels": self.anchor_set[1],
+            "judge": self.judge})
+
+    def rows(self, strategy) -> Stage:
+        """A strategy's row set: the relevance selection and the seed table it reads the missing features from, the
+        task's rules and data, the strategy with its prompts, and, for budgeted strategies, the budget and seed and
+        the generator of those that generate."""
+        from fac_lightning.data.task_parts import parts_fingerprint
+        from fac_lightning.generation import GENERATORS
+        from fac_lightning.stages.synthesis import VERSION
+
+        cfg = self.cfg
+        generator = key_fields(component_config(cfg.generator, GENERATORS)) if strategy.generative else None
+        return Stage(self.root, "synthetic", f"{self.task.name}-{strategy.name}", (VERSION, strategy.version),
+                     (self.relevant.name, self.seed.name), {
+                         "task": key_fields(self.task), "data": parts_fingerprint(self.task, self.data_dir,
+                                                                                   strategy.part),
+                         "synthesis": key_fields(strategy.cfg), "prompts": key_fields(cfg.get("prompts")),
+                         "budget": {"n_samples": cfg.n_samples, "seed": cfg.seed, "generator": generator}
+                         if strategy.budgeted else None,
+                         "extra": strategy.fingerprint(self.data_dir)})
+
+    def g_vendi(self, rows_name: str) -> Stage:
+        """G-Vendi of a row set: the row set, the gradient settings and the proxy (the backbone as it runs when
+        ``g_vendi.proxy`` is None)."""
+        from fac_lightning.metrics.g_vendi import VERSION
+
+        settings = OmegaConf.to_object(self.cfg.g_vendi)
+        proxy = backbone_identity(self.backbone) if settings.proxy is None else None
+        return Stage(self.root, "g_vendi", rows_name, VERSION, (rows_name,),
+                     {"g_vendi": key_fields(settings), "proxy": proxy})
+
+
+def plan(cfg: DictConfig) -> RunPlan:
+    """The run plan of a composed config (its typed configs built here; a bad value fails here, naming its key)."""
+    from fac_lightning.relevance import RELEVANCE
+
+    return RunPlan(cfg, OmegaConf.to_object(cfg.backbone), OmegaConf.to_object(cfg.features),
+                   OmegaConf.to_object(cfg.task), component_config(cfg.relevance, RELEVANCE),
+                   str(cfg.paths.artifacts_dir), str(cfg.paths.data_dir))
