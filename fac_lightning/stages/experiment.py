@@ -1,7 +1,7 @@
 """The whole chain for any task (``python train.py``): SAE -> anchor features -> relevance -> the strategy's rows
 (synthetic or real) -> finetune -> benchmark -> one logged run.
 
-``plan`` builds the strategy, finetune and benchmark from the config and checks that they fit together (the task's
+``build_chain`` builds the strategy, finetune and benchmark from the config and checks that they fit together (the task's
 row format is one the finetune consumes; the benchmark needs the model kind the finetune produces) before any model
 loads. Every stage is a cached, resumable artifact. The run's metrics go to ``<output_dir>/metrics.json`` and to the
 configured logger, which also receives the finetune's loss curve.
@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Plan:
+class Chain:
     strategy: Strategy
     finetune: Finetune
     benchmark: Benchmark
 
 
-def plan(cfg: DictConfig) -> Plan:
+def build_chain(cfg: DictConfig) -> Chain:
     """The chain's components, checked against each other, and the task's data read; no model is loaded."""
     preflight(cfg)
     strategy, finetune = build_strategy(cfg), build_finetune(cfg.finetune)
@@ -58,7 +58,7 @@ def plan(cfg: DictConfig) -> Plan:
     for part in {strategy.part, cfg.task.background_part} - {None}:  # a bad data row fails now, naming its row
         check_rows(strategy, part, task_parts(cfg.task, cfg.paths.data_dir, part)[part])
     benchmark.check_task(strategy.task, cfg.paths.data_dir)
-    return Plan(strategy, finetune, benchmark)
+    return Chain(strategy, finetune, benchmark)
 
 
 def check_rows(strategy: Strategy, part: str, examples) -> None:
@@ -112,7 +112,7 @@ def log_run(logger, cfg: DictConfig, result: dict) -> None:
 
 
 def run_experiment(cfg: DictConfig) -> dict:
-    chain = plan(cfg)
+    chain = build_chain(cfg)
     timings, started = {}, time.time()
 
     def lap(name: str) -> None:
