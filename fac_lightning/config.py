@@ -99,8 +99,9 @@ class BackboneConfig:
 
 @dataclass
 class ActivationsConfig:
-    text_batch_size: int = field(default=16, metadata=NOT_IN_KEY)
-    """Sequences per backbone forward pass."""
+    text_batch_size: int = 16
+    """Sequences per backbone forward pass. In the SAE's key: it groups the sequences of each length-sorted window
+    into the batches that are shuffled, so it changes the order of the SAE's training tokens."""
     max_length: int = 256
     """Truncation length for SAE-training sequences (paper code: 286 tokens for Llama incl. a 30-token prefix)."""
     buffer_tokens: int = 65536

@@ -7,7 +7,7 @@ from fac_lightning.plan import plan, resolved_dtype
 from fac_lightning.synthesis.base import build_strategy
 from tests.conftest import compose_config
 
-THROUGHPUT = ["features.batch_size=3", "features.chunk_size=5", "activations.text_batch_size=3",
+THROUGHPUT = ["features.batch_size=3", "features.chunk_size=5",
               "sae.val_every_steps=7", "sae.checkpoint_every_steps=9", "finetune.inference_batch_size=3",
               "finetune.checkpoint_every_n_steps=4", "g_vendi.batch_rows=3", "g_vendi.chunk=1000",
               "backbone.trust_remote_code=true"]
@@ -30,6 +30,7 @@ def test_a_throughput_knob_changes_no_artifact_name():
 
 @pytest.mark.parametrize("override, first_changed", [
     ("sae.k=16", "sae"), ("backbone.dtype=float16", "sae"), ("activations.max_length=128", "sae"),
+    ("activations.text_batch_size=8", "sae"),  # it groups the sequences that are shuffled: another token order
     ("backbone.max_length=256", "anchor"), ("features.positions=user", "anchor"), ("features.shaded_spans=2", "anchor"),
     ("features.delta=0.1", "relevant"), ("relevance.min_log_odds=1.0", "relevant"),
     ("synthesis.temperature=0.5", "rows"), ("seed=1", "rows"), ("n_samples=7", "rows"),

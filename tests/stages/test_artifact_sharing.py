@@ -13,9 +13,9 @@ from fac_lightning.stages.experiment import run_experiment
 from tests.stages.test_experiment import chain_config
 
 DTYPES, DELTAS, TEMPERATURES, SEEDS = ("float32", "bfloat16"), (0.0, 0.03), (0.7, 1.0), (0, 1)
-THROUGHPUT = ["features.batch_size=3", "features.chunk_size=7", "activations.text_batch_size=3",
-              "sae.val_every_steps=999", "finetune.inference_batch_size=5", "finetune.checkpoint_every_n_steps=3",
-              "g_vendi.batch_rows=2", "g_vendi.chunk=999"]
+THROUGHPUT = ["features.batch_size=3", "features.chunk_size=7", "sae.val_every_steps=999",
+              "finetune.inference_batch_size=5", "finetune.checkpoint_every_n_steps=3", "g_vendi.batch_rows=2",
+              "g_vendi.chunk=999"]
 
 
 def listing(artifacts: Path) -> dict[str, list[str]]:
