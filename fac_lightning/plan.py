@@ -6,10 +6,10 @@ version, the names of the upstream artifacts it is built from and its own key fi
 settings: a feature table names its SAE, the relevance selection its anchor table, a row set its relevance and seed
 table, G-Vendi its row set; two runs share an artifact exactly when everything upstream of it is shared.
 
-- A config field that does not change a stage's output (a batch size, a timeout) carries ``NOT_IN_KEY`` metadata on
+- A config field that does not change a stage's output (a scoring batch size, a timeout) carries ``NOT_IN_KEY`` metadata on
   its dataclass field (``artifacts.key_fields`` leaves it out); nothing else decides what is in a key.
-- ``backbone.dtype=auto`` is resolved to the dtype the backbone will run in on this machine (bf16 on a GPU, fp32 on
-  most CPUs), so an SAE trained in bf16 and one trained in fp32 never share a folder.
+- ``backbone.dtype=auto`` is resolved to the dtype the backbone will run in on this machine (bf16 on a GPU or a CPU
+  with bf16 support, fp32 on other CPUs), so an SAE trained in bf16 and one trained in fp32 never share a folder.
 - Each stage has a version (``VERSION`` in its module, plus ``version`` on pluggable components): a change of code
   that changes a stage's output on the same input bumps it, so old artifacts are not reused silently.
   ``tests/test_stage_versions.py`` runs every stage on a fixed tiny input and fails when the output moved and the
