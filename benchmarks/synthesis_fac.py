@@ -23,7 +23,7 @@ from fac_lightning.backbone import load_backbone
 from fac_lightning.config import register_configs
 from fac_lightning.rows import row_format
 from fac_lightning.stages.feature_space import build_feature_space
-from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage
+from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage
 from fac_lightning.synthesis import STRATEGIES
 
 register_configs()
@@ -85,7 +85,7 @@ def main(cfg: DictConfig) -> None:
 
 def generated_table(run: DictConfig, backbone, folder: Path, strategy: str):
     """The feature table the synthesis stage scored for this run's rows (a cached artifact)."""
-    rows = [row_format(run.task.row_format).scored(r) for r in read_rows(folder)]
+    rows = [row_format(run.task.row_format).scored(r) for r in read_row_set(folder)]
     return build_feature_space(run, backbone).table(f"{run.task.name}-{strategy}", rows, run)
 
 

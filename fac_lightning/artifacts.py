@@ -32,6 +32,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from fac_lightning.files import DataError, read_json
+
 log = logging.getLogger(__name__)
 
 
@@ -144,8 +146,8 @@ def artifact_problems(folder: str | Path) -> list[str]:
             log.warning("could not write %s: %s", manifest, e)
         return []
     try:
-        expected = json.loads(manifest.read_text())["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        expected = read_json(manifest)["files"]
+    except (DataError, KeyError, TypeError) as e:
         return [f"{CHECKSUMS}: unreadable ({e})"]
     problems = []
     for name, want in expected.items():

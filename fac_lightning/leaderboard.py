@@ -14,7 +14,6 @@ A run's row (``run_record``): run, task, strategy, seed, benchmark, primary, exa
 and ``overrides`` ({key: value}). The prefixes are the keys the experiment logs to W&B, so a W&B group and a folder of ``metrics.json`` give the same table.
 """
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 from scipy import stats
+
+from fac_lightning.files import read_json
 
 DEFAULT = "(default)"
 NOT_SWEPT = ("seed", "synthesis", "experiment")
@@ -69,7 +70,7 @@ def collect_runs(runs: str | Path) -> pd.DataFrame:
         files = sorted(Path(runs).rglob("metrics.json"))
         if not files:
             raise FileNotFoundError(f"runs={runs}: no metrics.json found under it")
-        records = [run_record(json.loads(path.read_text()), str(path.parent)) for path in files]
+        records = [run_record(read_json(path), str(path.parent)) for path in files]
     table = pd.DataFrame(records)
     unmeasured = [c for c in table.columns if (c.startswith("text/") or c == "g_vendi") and table[c].isna().all()]
     return table.drop(columns=unmeasured)  # e.g. the embedding metric without an embedder (W&B logs no None)

@@ -18,6 +18,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from fac_lightning.files import read_json
 from fac_lightning.leaderboard import (
     benchmark_of,
     collect_runs,
@@ -104,20 +105,20 @@ def coverage_section(task_records: list[dict]) -> dict:
     from fac_lightning.config import saved_config
     from fac_lightning.data.task_parts import task_part
     from fac_lightning.stages.feature_space import build_feature_space
-    from fac_lightning.stages.synthesis import read_rows
+    from fac_lightning.stages.synthesis import read_row_set
     from fac_lightning.synthesis.base import build_strategy
 
     first = Path(task_records[0]["synthetic"])
-    cfg = saved_config(json.loads((first / "manifest.json").read_text())["config"])
+    cfg = saved_config(read_json(first / "manifest.json")["config"])
     space = build_feature_space(cfg)
     seed = [e.conversation for e in task_part(build_strategy(cfg).task, "seed", cfg.paths.data_dir)]
     missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
     covered: dict[str, list[np.ndarray]] = {}
     for run in task_records:  # per run: seeds may share a row set (real data)
         folder = Path(run["synthetic"])
-        run_cfg = saved_config(json.loads((folder / "manifest.json").read_text())["config"])
+        run_cfg = saved_config(read_json(folder / "manifest.json")["config"])
         strategy = build_strategy(run_cfg)
-        rows = [r for r in read_rows(folder) if strategy.format.measured(r, strategy.task.label)]
+        rows = [r for r in read_row_set(folder) if strategy.format.measured(r, strategy.task.label)]
         conversations = [strategy.format.scored(r) for r in rows]
         active = (space.table(f"{cfg.task.name}-{strategy.name}", conversations, run_cfg).active(space.delta)
                   if conversations else np.zeros(space.anchor.num_features, dtype=bool))
@@ -174,7 +175,7 @@ def write_report(folder: str | Path, out_dir: str | Path) -> Path:
     runs = collect_runs(folder)
     local = not str(folder).startswith("wandb:")
     files = sorted(Path(folder).rglob("metrics.json")) if local else []
-    records = [{**json.loads(p.read_text()), "folder": str(p.parent.relative_to(folder))} for p in files]
+    records = [{**read_json(p), "folder": str(p.parent.relative_to(folder))} for p in files]
     told_apart = distinguishing([list(r.get("overrides") or []) for r in records])
     details = [{"folder": r["folder"], "strategy": r["strategy"], "seed": r.get("seed"),
                 "overrides": " ".join(o), "timings": ", ".join(f"{k} {v} s" for k, v in (r.get("timings_s") or {})

@@ -52,7 +52,7 @@ def test_unknown_dataset_is_named(tiny_llama_dir, tmp_path):
 
 
 def test_dataset_mode_names_a_bad_file_before_any_model_loads(tmp_path, monkeypatch):
-    from fac_lightning.data.conversations import DataError
+    from fac_lightning.files import DataError
     from tests.conftest import compose_config
 
     (tmp_path / "rows.jsonl").write_text('{"text": "fine"}\n{"text": broken}\n')

@@ -5,60 +5,22 @@ hub id and a path inside the local mirror (``paths.data_dir``); the mirror is ch
 and CI never touch the hub.
 """
 
-import gzip
-import json
 import logging
 import os
 import re
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 from fac_lightning.config import SourceConfig
 from fac_lightning.data.ab_items import ab_problem
 from fac_lightning.data.examples import Conversation, Example
+from fac_lightning.files import DataError, read_rows
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_FIELD = {"messages": "messages", "hh_transcript": "chosen", "instruction_output": "instruction", "prompt": "prompt",
                   "preference": "chosen", "ab_item": "answer_matching_behavior"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
-
-
-class DataError(ValueError):
-    """A data file or row that cannot be used; the message names the file (or source) and the row."""
-
-
-def json_error(path: Path, line: int, error: json.JSONDecodeError) -> DataError:
-    """``<file>:<line>: not valid JSON (<why> at column <c>)``, the form editors and compilers use."""
-    return DataError(f"{path}:{line}: not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno})")
-
-
-def read_rows(path: Path) -> Iterator[dict]:
-    """Rows of a .jsonl / .json (a list of objects) file, optionally gzipped."""
-    if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    stem = path.name.removesuffix(".gz")
-    with opener(path, "rt", encoding="utf-8") as f:
-        if stem.endswith(".jsonl"):
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise json_error(path, i, e) from None
-        elif stem.endswith(".json"):
-            try:
-                rows = json.load(f)
-            except json.JSONDecodeError as e:
-                raise json_error(path, e.lineno, e) from None
-            if not isinstance(rows, list):
-                raise DataError(f"{path}: expected a JSON list of objects, found a {type(rows).__name__}")
-            yield from rows
-        else:
-            raise DataError(f"{path}: unsupported file type (use .jsonl or .json, optionally .gz)")
 
 
 def parse_hh_transcript(text: str) -> Conversation:

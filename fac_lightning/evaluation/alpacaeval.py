@@ -38,10 +38,11 @@ from omegaconf import MISSING
 from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.checks import ConfigError, at_least, within
 from fac_lightning.config import SourceConfig
-from fac_lightning.data.conversations import DataError, load_conversations, load_rows
+from fac_lightning.data.conversations import load_conversations, load_rows
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
 from fac_lightning.evaluation.judges import build_judge, judge_config
+from fac_lightning.files import DataError
 from fac_lightning.generation.base import SamplingParams
 
 log = logging.getLogger(__name__)

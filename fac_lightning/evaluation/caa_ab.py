@@ -26,9 +26,9 @@ from rich.progress import track
 
 from fac_lightning.checks import require
 from fac_lightning.data.ab_items import ab_problem, swapped
-from fac_lightning.data.conversations import DataError, read_rows
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
+from fac_lightning.files import DataError, read_rows
 from fac_lightning.finetune.pooled import padded
 from fac_lightning.finetune.steering import SteeringVector, answer_prefix
 

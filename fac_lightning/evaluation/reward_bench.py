@@ -50,9 +50,10 @@ import numpy as np
 from omegaconf import MISSING
 
 from fac_lightning.config import SourceConfig
-from fac_lightning.data.conversations import DataError, load_rows, read_rows
+from fac_lightning.data.conversations import load_rows
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
+from fac_lightning.files import DataError, read_rows
 
 log = logging.getLogger(__name__)
 

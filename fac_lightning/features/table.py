@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from fac_lightning.files import read_json
+
 
 @dataclass
 class Span:
@@ -79,6 +81,6 @@ class FeatureTable:
         folder = verify_artifact(folder, "feature table")
         z = np.load(folder / "table.npz")
         spans_file = folder / "spans.json"
-        spans = json.loads(spans_file.read_text()) if spans_file.exists() else {}
+        spans = read_json(spans_file) if spans_file.exists() else {}
         return cls(int(z["shape"][0]), int(z["shape"][1]), z["sample_idx"], z["feature_idx"], z["score"],
                    float(z["floor"]), {int(f): [Span(**s) for s in v] for f, v in spans.items()})

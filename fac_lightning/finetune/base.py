@@ -6,7 +6,6 @@ model folder: ``model.json`` (kind, backbone config, finetune config, training r
 ``load_model(folder, cache_dir)`` needs nothing else (after sparsify's ``save_to_disk`` / ``load_from_disk``).
 """
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from fac_lightning.artifacts import (
 from fac_lightning.backbone import Backbone, BackboneShape, load_backbone
 from fac_lightning.checks import above, at_least, one_of, require, within
 from fac_lightning.config import BackboneConfig, component_config
+from fac_lightning.files import read_json
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.resume import StepCheckpoint
 from fac_lightning.trainer import FitContext, fit, process_count, remove_checkpoints, resolve_precision
@@ -226,7 +226,7 @@ def model_folder(model: str | Path) -> Path:
     folder (whose metrics.json names the model it trained)."""
     folder = Path(model)
     if (folder / "metrics.json").exists():
-        folder = Path(json.loads((folder / "metrics.json").read_text())["model"])
+        folder = Path(read_json(folder / "metrics.json")["model"])
     elif (folder / "adapter_config.json").exists():
         folder = folder.parent
     if not (folder / "model.json").exists():
@@ -238,7 +238,7 @@ def model_folder(model: str | Path) -> Path:
 def load_model(model: str | Path, cache_dir: str | Path, backbone: Backbone | None = None):
     """Load a saved model with one call; its backbone is loaded from ``model.json`` unless given."""
     folder = verify_artifact(model_folder(model), "finetuned model", MODEL_REBUILD)
-    meta = json.loads((folder / "model.json").read_text())
+    meta = read_json(folder / "model.json")
     finetune = build_finetune(meta["finetune"])
     backbone = backbone or load_backbone(OmegaConf.to_object(OmegaConf.merge(
         OmegaConf.structured(BackboneConfig), meta["backbone"])), cache_dir)

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from fac_lightning.backbone import Backbone
 from fac_lightning.chat import format_chat
 from fac_lightning.checks import above, at_least, require, within
+from fac_lightning.files import read_json
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import Finetune
 from fac_lightning.finetune.pooled import padded
@@ -147,6 +148,6 @@ class CAAVector(Finetune):
             context.logger.log_metrics({"steering/vector_norm": raw_norm, "steering/layer": layer})
 
     def load(self, folder, backbone):
-        meta = json.loads((Path(folder) / "vector.json").read_text())
+        meta = read_json(Path(folder) / "vector.json")
         vector_D = load_file(Path(folder) / "vector.safetensors")["vector"]
         return SteeringVector(backbone, vector_D, meta["layer"], self.cfg, meta["task"])

@@ -19,6 +19,7 @@ from torch import nn
 
 from fac_lightning.artifacts import NOT_IN_KEY
 from fac_lightning.checks import above, at_least, require
+from fac_lightning.files import read_json
 from fac_lightning.sae import SAE_ARCHITECTURES
 
 
@@ -236,7 +237,7 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> tuple[To
     if not (folder / "cfg.json").exists():
         raise FileNotFoundError(f"{folder} is not an SAE folder (no cfg.json)")
     verify_artifact(folder, "SAE", "An SAE is not retrained behind your back")
-    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg = read_json(folder / "cfg.json")
     sae = sae_class(cfg["architecture"]).from_config(cfg)
     sae.load_state_dict(load_file(folder / "sae.safetensors", device=str(device)))
     return sae.to(device).eval(), cfg

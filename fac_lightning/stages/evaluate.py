@@ -2,7 +2,6 @@
 cards (``features``), score a saved model on a benchmark again (``benchmark``), or build a leaderboard over runs
 (``leaderboard``). Each mode writes its result into the run folder (``logs/evaluate/...``)."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from fac_lightning.config import DataConfig, Embedder, Mode
 from fac_lightning.data.conversations import infer_source, load_conversations
 from fac_lightning.evaluation.base import build_benchmark, run_benchmark
 from fac_lightning.features.cards import cards_markdown
+from fac_lightning.files import read_json
 from fac_lightning.finetune.base import load_model, model_folder
 from fac_lightning.finetune.chat_model import ChatModel
 from fac_lightning.leaderboard import write_leaderboard
@@ -119,7 +119,7 @@ def benchmark_model(cfg: DictConfig) -> dict:
         result = {"model": BASE_MODEL, **run_benchmark(benchmark, base_chat_model(cfg), cfg.paths.output_dir)}
         Console().print(result)
         return result
-    produces = json.loads((model_folder(cfg.model) / "model.json").read_text())["produces"]
+    produces = read_json(model_folder(cfg.model) / "model.json")["produces"]
     if benchmark.needs != produces:
         raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; model={cfg.model} "
                          f"is a {produces!r}")

@@ -7,7 +7,6 @@ loads. Every stage is a cached, resumable artifact. The run's metrics go to ``<o
 configured logger, which also receives the finetune's loss curve.
 """
 
-import json
 import logging
 import random
 import time
@@ -20,16 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import process_rank, write_json_atomic
 from fac_lightning.backbone import load_backbone
-from fac_lightning.data.conversations import DataError
 from fac_lightning.data.task_parts import task_part, task_parts
 from fac_lightning.evaluation.base import Benchmark, build_benchmark, run_benchmark
+from fac_lightning.files import DataError, read_json
 from fac_lightning.finetune.base import Finetune, build_finetune, train_model
 from fac_lightning.leaderboard import leaderboard, run_record
 from fac_lightning.loggers import run_logger
 from fac_lightning.stages.feature_space import check_feature_space
 from fac_lightning.stages.g_vendi import measure_g_vendi
 from fac_lightning.stages.preflight import preflight
-from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage
+from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage
 from fac_lightning.synthesis.base import Strategy, build_strategy
 
 log = logging.getLogger(__name__)
@@ -120,8 +119,8 @@ def run_experiment(cfg: DictConfig) -> dict:
 
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
     rows_dir = run_synthesis_stage(cfg, backbone, chain.strategy)
-    manifest = json.loads((rows_dir / "manifest.json").read_text())
-    rows = [{k: v for k, v in r.items() if k != "provenance"} for r in read_rows(rows_dir)]
+    manifest = read_json(rows_dir / "manifest.json")
+    rows = [{k: v for k, v in r.items() if k != "provenance"} for r in read_row_set(rows_dir)]
     lap("feature_space_and_rows")
     # before the finetune (which may wrap the backbone); DDP ranks > 0 only join the finetune's fit
     g_vendi = measure_g_vendi(cfg, backbone, rows_dir, chain.strategy) if process_rank() == 0 else None

@@ -6,7 +6,6 @@ append-only ``judgements.jsonl`` in its ``.partial`` folder that lets an interru
 feature). Their folders are named by the run plan (``plan.RunPlan``).
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from fac_lightning.config import component_config
 from fac_lightning.data.examples import Conversation
 from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, relevant_anchor_features
 from fac_lightning.features.table import FeatureTable
+from fac_lightning.files import read_json
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.plan import plan
 from fac_lightning.relevance import RELEVANCE, select_relevant
@@ -96,8 +96,8 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
 
     # label contrast and "all" are cheap and deterministic: rebuilt if corrupted; judge verdicts cost calls: refused
     judged = RELEVANCE.get(relevance.method).cls.uses_generator
-    saved = json.loads((ensure_artifact(run.relevant.path, build, "relevance", on_corrupt=REFUSE if judged else REBUILD,
-                                        hint="Rebuilding asks the judge again") / "relevance.json").read_text())
+    saved = read_json(ensure_artifact(run.relevant.path, build, "relevance", on_corrupt=REFUSE if judged else REBUILD,
+                                        hint="Rebuilding asks the judge again") / "relevance.json")
     relevant = np.zeros(anchor.num_features, dtype=bool)
     relevant[saved["relevant"]] = True
     records = {int(k): v for k, v in saved["records"].items()}

@@ -6,16 +6,16 @@ None): ``plan.RunPlan.g_vendi``. Separate from the row set, so that measuring wi
 the rows a row format measures (toxicity: the toxic side).
 """
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import REBUILD, ensure_artifact, key_fields, write_json_atomic
 from fac_lightning.backbone import Backbone
+from fac_lightning.files import read_json
 from fac_lightning.metrics.g_vendi import GradientSketch, GVendiConfig, g_vendi
 from fac_lightning.plan import plan
-from fac_lightning.stages.synthesis import read_rows
+from fac_lightning.stages.synthesis import read_row_set
 from fac_lightning.synthesis.base import Strategy
 
 
@@ -26,7 +26,7 @@ def measure_g_vendi(cfg: DictConfig, backbone: Backbone, rows_dir: str | Path, s
     settings: GVendiConfig = OmegaConf.to_object(cfg.g_vendi)
 
     def build(work: Path) -> None:
-        measured = [r for r in read_rows(rows_dir) if strategy.format.measured(r, strategy.task.label)]
+        measured = [r for r in read_row_set(rows_dir) if strategy.format.measured(r, strategy.task.label)]
         conversations = [strategy.format.scored(r) for r in measured]
         score = (g_vendi(GradientSketch.for_backbone(settings, backbone), conversations, settings.max_rows,
                          settings.projection_seed) if conversations else None)
@@ -34,4 +34,4 @@ def measure_g_vendi(cfg: DictConfig, backbone: Backbone, rows_dir: str | Path, s
                                                   "rows": str(rows_dir), "config": key_fields(settings)})
 
     folder = ensure_artifact(plan(cfg).g_vendi(Path(rows_dir).name).path, build, "G-Vendi", on_corrupt=REBUILD)
-    return json.loads((folder / "g_vendi.json").read_text())["g_vendi"]
+    return read_json(folder / "g_vendi.json")["g_vendi"]

@@ -6,7 +6,6 @@ anchor). Every strategy writes one, real-data ones included. Rows are written in
 unit; a rerun continues from the last finished unit.
 """
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from fac_lightning.artifacts import REBUILD, REFUSE, ensure_artifact, verify_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.config import component_config
-from fac_lightning.data.conversations import json_error
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.features.scorer import FeatureScorer
+from fac_lightning.files import read_rows
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.generation.base import MeteredGenerator
 from fac_lightning.metrics.diversity import text_metrics
@@ -66,16 +65,9 @@ ROWS_REBUILD = ("Its rows were sampled from the generator, which takes minutes t
                 "rows with the transformers engine)")
 
 
-def read_rows(folder: str | Path) -> list[dict]:
+def read_row_set(folder: str | Path) -> list[dict]:
     """The rows of a finished row set (its checksums verified first); a line that is not JSON is named."""
-    path = verify_artifact(folder, "row set", ROWS_REBUILD) / "rows.jsonl"
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise json_error(path, i, e) from None
-    return rows
+    return list(read_rows(verify_artifact(folder, "row set", ROWS_REBUILD) / "rows.jsonl"))
 
 
 def synthesis_context(cfg: DictConfig, strategy: Strategy, space: FeatureSpace) -> SynthesisContext:

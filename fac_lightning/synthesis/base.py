@@ -20,6 +20,7 @@ from rouge_score import rouge_scorer
 from fac_lightning.artifacts import write_json_atomic
 from fac_lightning.checks import at_least, require, within
 from fac_lightning.config import TaskConfig, component_config
+from fac_lightning.files import read_json
 from fac_lightning.generation import Generator, SamplingParams
 from fac_lightning.metrics.diversity import distinct_n
 from fac_lightning.rows import row_format
@@ -96,7 +97,7 @@ class RowWriter:
         self.rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
         state_file = self.folder / "state.json"
         if state_file.exists():  # resume: keep exactly the rows of finished units
-            state = json.loads(state_file.read_text())
+            state = read_json(state_file)
             self.units_done, self.rejections = state["units_done"], Counter(state["rejections"])
             self.tallies = Counter(state.get("tallies", {}))
             lines = (self.folder / "rows.jsonl").read_text().splitlines()[: state["rows"]]

@@ -28,16 +28,15 @@ killed run resumes at the row it reached.
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fac_lightning.checks import ConfigError, at_least, require
-from fac_lightning.data.conversations import DataError, json_error
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.features.fac import WEIGHTINGS
+from fac_lightning.files import DataError, read_rows
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import RowWriter, Strategy, SynthesisConfig
 
@@ -201,21 +200,12 @@ class Selection(Strategy):
         path, rows = self.rows_file(), []
         require(path.is_file(), "synthesis.pool", self.cfg.pool, f"{path} does not exist (a row set folder holds a "
                 "rows.jsonl)")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text (byte {e.start}) (synthesis.pool)") from None
-        for i, line in enumerate(text.splitlines(), start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise json_error(path, i, e) from None
-            problem = self.format.invalid(row) if isinstance(row, dict) else "not a JSON object"
-            row = {k: v for k, v in row.items() if k != "provenance"} if isinstance(row, dict) else row
+        for i, row in enumerate(read_rows(path), start=1):
+            problem = self.format.invalid(row)
             if problem:
-                raise DataError(f"{path}, line {i}: not a {self.task.row_format!r} row of task {self.task.name!r} "
+                raise DataError(f"{path}, row {i}: not a {self.task.row_format!r} row of task {self.task.name!r} "
                                 f"(synthesis.pool): {problem}")
-            rows.append(row)
+            rows.append({k: v for k, v in row.items() if k != "provenance"})
         return rows
 
     def check_data(self, data_dir) -> None:

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from fac_lightning.config import SourceConfig
-from fac_lightning.data.conversations import DataError, load_conversations, load_examples, parse_hh_transcript
+from fac_lightning.data.conversations import load_conversations, load_examples, parse_hh_transcript
+from fac_lightning.files import DataError
 from tests.conftest import DATA_DIR
 
 

@@ -120,7 +120,7 @@ def test_alpacaeval_never_evaluates_excluded_instructions(tiny_llama_dir, tmp_pa
 def test_length_controlled_needs_the_glm_data_before_generating(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from fac_lightning.data.conversations import DataError
+    from fac_lightning.files import DataError
 
     def offline(**kwargs):
         raise OSError("no network")

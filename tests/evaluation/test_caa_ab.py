@@ -10,9 +10,9 @@ import torch
 
 from fac_lightning.checks import ConfigError
 from fac_lightning.data.ab_items import swapped
-from fac_lightning.data.conversations import DataError
 from fac_lightning.evaluation import caa_ab
 from fac_lightning.evaluation.base import build_benchmark
+from fac_lightning.files import DataError
 from fac_lightning.finetune.steering import answer_prefix
 from tests.conftest import DATA_DIR, compose_config
 from tests.finetune.test_steering import ROWS, steering_setup

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from fac_lightning.data.conversations import DataError
 from fac_lightning.evaluation.base import build_benchmark
 from fac_lightning.evaluation.reward_bench import pair_accuracy
+from fac_lightning.files import DataError
 from tests.conftest import DATA_DIR, compose_config
 
 LLMBAR = {"llmbar-natural": "natural", "llmbar-adver-neighbor": "adversarial-neighbor",

@@ -74,7 +74,7 @@ def test_a_truncated_feature_table_is_rebuilt_and_gives_the_same_table(copy, fin
 
 
 def test_a_truncated_rows_file_of_sampled_rows_is_refused_naming_it(copy):
-    from fac_lightning.stages.synthesis import read_rows
+    from fac_lightning.stages.synthesis import read_row_set
 
     folder, cfg, _ = copy
     rows_dir = only(folder / "synthetic", "toxicity-fac-*[!k]")
@@ -83,7 +83,7 @@ def test_a_truncated_rows_file_of_sampled_rows_is_refused_naming_it(copy):
                                             r"bytes, \d+ expected .*were sampled from the generator"):
         run_experiment(cfg)
     with pytest.raises(ArtifactError, match="rows.jsonl"):
-        read_rows(rows_dir)
+        read_row_set(rows_dir)
 
 
 def test_a_truncated_rows_file_of_real_rows_is_rebuilt(tiny_llama_dir, tmp_path):

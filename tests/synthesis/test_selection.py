@@ -9,7 +9,7 @@ import pytest
 from fac_lightning.checks import ConfigError
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.stages.experiment import build_chain
-from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage, synthetic_artifact_dir
+from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage, synthetic_artifact_dir
 from fac_lightning.synthesis.base import build_strategy
 from fac_lightning.synthesis.selection import (
     CoverState,
@@ -95,14 +95,14 @@ def test_the_three_modes_draw_budget_rows_from_the_same_pool_in_every_row_format
         strategy = build_strategy(cfg)
         pool = [strategy.format.from_example(e) for e in task_part(strategy.task, "full_dataset", cfg.paths.data_dir)]
         folder = run_synthesis_stage(cfg)
-        rows = read_rows(folder)
+        rows = read_row_set(folder)
         manifest = json.loads((folder / "manifest.json").read_text())
         assert len(rows) == 5 and manifest["n_samples"] == 5 and manifest["text"]["mean_tokens"] > 0
         for row in rows:
             provenance = row.pop("provenance")
             assert provenance["strategy"] == mode and row == pool[provenance["pool_row"]]
-        assert len({r["provenance"]["pool_row"] for r in read_rows(folder)}) == 5
-        new = [f for r in read_rows(folder) for f in r["provenance"]["new_missing_features"]]
+        assert len({r["provenance"]["pool_row"] for r in read_row_set(folder)}) == 5
+        new = [f for r in read_row_set(folder) for f in r["provenance"]["new_missing_features"]]
         assert len(new) == len(set(new)) <= manifest["missing_features"]  # each missing feature counted once
         covered[mode] = len(new)
     assert covered["select_fac"] >= covered["select_random"] and covered["select_fac"] > covered["select_anti"]
@@ -119,7 +119,7 @@ def test_the_pool_table_is_scored_once_for_every_mode_budget_and_seed(tiny_llama
 def test_a_token_budget_holds_n_samples_rows_worth_of_tokens(tiny_llama_dir, tmp_path):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=select_fac", "synthesis.budget_unit=tokens",
                       POOLS["toxicity"], *SMALL)
-    rows = read_rows(run_synthesis_stage(cfg))
+    rows = read_row_set(run_synthesis_stage(cfg))
     strategy = build_strategy(cfg)
     pool = [strategy.format.from_example(e) for e in task_part(strategy.task, "full_dataset", cfg.paths.data_dir)]
     pool_tokens = np.mean([len(ids) for ids in tokenized(tiny_llama_dir, strategy, pool)])
@@ -184,14 +184,14 @@ def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path
     pool.write_text("".join(json.dumps({"text": t, "label": 1, "provenance": {"x": i}}) + "\n"
                             for i, t in enumerate(texts)))
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=select_fac", f"synthesis.pool={pool}", *SMALL)
-    rows = read_rows(run_synthesis_stage(cfg))
+    rows = read_row_set(run_synthesis_stage(cfg))
     assert len(rows) == 5 and {r["text"] for r in rows} <= set(texts)
     assert all(r["provenance"]["pool"] == str(pool) and r["text"] == texts[r["provenance"]["pool_row"]] for r in rows)
     key = synthetic_artifact_dir(cfg, build_strategy(cfg))
     pool.write_text(pool.read_text().replace("number 3 ", "number three "))
     assert synthetic_artifact_dir(cfg, build_strategy(cfg)) != key  # the file's content is in the key
     pool.write_text(pool.read_text() + '{"text": "no label here"}\n')
-    with pytest.raises(ValueError, match=f"{pool}, line 13: not a 'query' row"):
+    with pytest.raises(ValueError, match=f"{pool}, row 13: not a 'query' row"):
         build_chain(compose_config(["synthesis=select_fac", f"synthesis.pool={pool}"]))
     with pytest.raises(ConfigError, match="synthesis.pool='/nowhere.jsonl': neither a part of task 'toxicity'"):
         build_strategy(compose_config(["synthesis=select_fac", "synthesis.pool=/nowhere.jsonl"]))
@@ -199,7 +199,7 @@ def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path
 
 def test_a_pool_file_that_is_not_utf8_or_a_folder_without_rows_is_named(tmp_path):
     (tmp_path / "latin1.jsonl").write_bytes('{"text": "caf\xe9 crimes", "label": 1}\n'.encode("latin-1"))
-    with pytest.raises(ValueError, match="latin1.jsonl: not UTF-8 text"):
+    with pytest.raises(ValueError, match="latin1.jsonl:1: not UTF-8 text"):
         build_chain(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'latin1.jsonl'}"]))
     (tmp_path / "empty_set").mkdir()
     with pytest.raises(ConfigError, match="empty_set/rows.jsonl does not exist"):

@@ -9,7 +9,7 @@ from hydra.errors import MissingConfigException
 
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.rows.query import Query, clean_query
-from fac_lightning.stages.synthesis import read_rows, run_synthesis_stage, synthetic_artifact_dir
+from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage, synthetic_artifact_dir
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import RowWriter, build_strategy
 from fac_lightning.synthesis.magpie import MagpieStrategy
@@ -241,7 +241,7 @@ def test_real_data_strategies_write_the_part_as_it_is(tiny_llama_dir, tmp_path, 
     for part_cfg in cfg.task.parts.values():
         for source in part_cfg.sources:
             source.max_rows = min(source.max_rows or 30, 30)
-    rows = read_rows(run_synthesis_stage(cfg))
+    rows = read_row_set(run_synthesis_stage(cfg))
     examples = task_part(cfg.task, part, cfg.paths.data_dir)
     assert [(r["text"], r["label"]) for r in rows] == [(e.conversation[0]["content"], e.label) for e in examples]
     assert {r["label"] for r in rows} == ({0, 1} if part == "toxicchat_train" else {1})
