@@ -15,7 +15,14 @@ from fac_lightning.stages.sae import run_sae_stage
 log = logging.getLogger(__name__)
 register_configs()
 
-STAGES = {"sae": run_sae_stage, "experiment": run_experiment}
+
+
+def train_sae(cfg: DictConfig):
+    preflight(cfg, ("sae",))  # every value, the layer, the SAE's width and its corpus, before any model loads
+    return run_sae_stage(cfg)
+
+
+STAGES = {"sae": train_sae, "experiment": run_experiment}  # run_experiment plans and checks the whole chain first
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -23,7 +30,6 @@ def main(cfg: DictConfig) -> None:
     stop_on_sigterm()
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage!r} is unknown; choose from {sorted(STAGES)}")
-    preflight(cfg)  # every value, the layer and the SAE's width, before any model loads
     result = STAGES[cfg.stage](cfg)
     log.info("stage %s done: %s", cfg.stage, result)
 

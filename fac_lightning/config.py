@@ -381,6 +381,8 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("n_samples", "cards"):
         if key in cfg:
             require(cfg[key] >= 1, key, cfg[key], "must be >= 1")
+    if "seed" in cfg:  # Lightning would quietly replace a negative seed with another one
+        require(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0 (seeds name row sets and models)")
     for key in ROOT_CHECKED:
         node = cfg.get(key)
         if isinstance(node, DictConfig):

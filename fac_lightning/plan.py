@@ -83,11 +83,18 @@ def finetune_stage(root: str, task: str, finetune, backbone: BackboneConfig, row
                   "rows": config_hash(rows), **({"processes": processes} if processes > 1 else {})})
 
 
+USES = ("sae", "feature_space", "synthesis", "finetune", "benchmark")
+"""What a run can use, in chain order: the SAE, the task's feature space (anchor and seed tables, relevance), the
+strategy's rows, the finetune, the benchmark. Each entry point names what it runs (``stages.preflight``)."""
+
+
 @dataclass(frozen=True)
 class RunPlan:
-    """A run's typed configs and the stages of its feature space; the row set, G-Vendi and finetune stages follow
-    from the strategy and rows (``rows``, ``g_vendi``, ``finetune_stage``). Upstream stages that read data
-    (tables, relevance) are named on first use: a ``stage=sae`` run never loads the task's data."""
+    """A run's typed configs, its components (``strategy``, ``finetune``, ``benchmark``, ``generator``: built on first
+    use, so a run builds only those it uses) and the stages of its feature space; the row set, G-Vendi and finetune
+    stages follow from the strategy and rows (``rows``, ``g_vendi``, ``finetune_stage``). Upstream stages that read
+    data (tables, relevance) are named on first use: a ``stage=sae`` run never loads the task's data.
+    ``requirements`` lists what the used components read, import and call, for preflight."""
 
     cfg: DictConfig = field(repr=False)
     backbone: BackboneConfig
@@ -98,15 +105,82 @@ class RunPlan:
     data_dir: str
 
     @cached_property
+    def strategy(self):
+        from fac_lightning.synthesis.base import build_strategy
+
+        return build_strategy(self.cfg)
+
+    @cached_property
+    def finetune(self):
+        from fac_lightning.finetune.base import build_finetune
+
+        return build_finetune(self.cfg.finetune)
+
+    @cached_property
+    def benchmark(self):
+        from fac_lightning.evaluation.base import build_benchmark
+
+        return build_benchmark(self.cfg.benchmark, self.data_dir)
+
+    @cached_property
+    def generator(self):
+        """The generator's typed config (``generator=``), for whatever generates: the strategy, a judging relevance
+        method."""
+        from fac_lightning.generation import GENERATORS
+
+        return component_config(self.cfg.generator, GENERATORS)
+
+    def read_parts(self, synthesis: bool) -> list[str]:
+        """The task parts a run reads: the anchor's sides and the seed, and with ``synthesis`` the strategy's part and
+        the background part its training set adds."""
+        parts = list(self.task.REQUIRED_PARTS)
+        if synthesis:
+            strategy = self.strategy
+            parts += [strategy.part, self.task.background_part if strategy.background else None]
+        return [p for p in dict.fromkeys(parts) if p is not None]
+
+    def requirements(self, uses: tuple[str, ...], task: str | None = None) -> list:
+        """Every file, package and endpoint the run needs (``fac_lightning.requirements``), by what it ``uses``
+        (``USES``): the SAE corpus while the SAE is still to be trained, the task parts it reads, and what each used
+        component declares (the generator's where something generates). ``task``: the task a benchmark's model was
+        trained for, where it is not this run's."""
+        from fac_lightning.relevance import RELEVANCE
+        from fac_lightning.requirements import SavedModel, Source
+
+        needed = []
+        if "sae" in uses and not self.sae.path.exists():
+            needed += [Source(f"data.sources.{i}", s, self.data_dir, rows=False)
+                       for i, s in enumerate(self.cfg.data.sources)]
+        generates = False
+        if "feature_space" in uses:
+            needed += [Source(f"task.parts.{part}.sources.{i}", s, self.data_dir)
+                       for part in self.read_parts("synthesis" in uses)
+                       for i, s in enumerate(self.task.parts[part].sources)]
+            generates = RELEVANCE.get(self.relevance.method).cls.uses_generator
+        if "synthesis" in uses:
+            needed += self.strategy.requirements(self.data_dir)
+            generates = generates or self.strategy.generative
+        if generates:
+            needed += self.generator.requirements(self.data_dir)
+        if "finetune" in uses:
+            needed += self.finetune.requirements(self.data_dir)
+        if "benchmark" in uses:
+            model = self.cfg.get("model")  # evaluate.py mode=benchmark: a saved model, its task in its model.json
+            if "finetune" not in uses and model not in (None, "base"):
+                saved = SavedModel("model", model)
+                needed.append(saved)
+                task = saved.meta().get("task")
+            needed += self.benchmark.requirements(task or (self.task.name if "finetune" in uses else None))
+        return needed
+
+    @cached_property
     def judge(self) -> dict | None:
         """The generator and rubric of a relevance method that asks one (None otherwise)."""
-        from fac_lightning.generation import GENERATORS
         from fac_lightning.relevance import RELEVANCE
 
         if not RELEVANCE.get(self.relevance.method).cls.uses_generator:
             return None
-        return {"generator": key_fields(component_config(self.cfg.generator, GENERATORS)),
-                "rubric": self.task.relevance_rubric}
+        return {"generator": key_fields(self.generator), "rubric": self.task.relevance_rubric}
 
     @cached_property
     def sae(self) -> Stage:
@@ -170,11 +244,10 @@ class RunPlan:
         task's rules and data, the strategy with its prompts, and, for budgeted strategies, the budget and seed and
         the generator of those that generate."""
         from fac_lightning.data.task_parts import parts_fingerprint
-        from fac_lightning.generation import GENERATORS
         from fac_lightning.stages.synthesis import VERSION
 
         cfg = self.cfg
-        generator = key_fields(component_config(cfg.generator, GENERATORS)) if strategy.generative else None
+        generator = key_fields(self.generator) if strategy.generative else None
         return Stage(self.root, "synthetic", f"{self.task.name}-{strategy.name}", (VERSION, strategy.version),
                      (self.relevant.name, self.seed.name), {
                          "task": key_fields(self.task), "data": parts_fingerprint(self.task, self.data_dir,

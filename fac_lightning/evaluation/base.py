@@ -42,6 +42,11 @@ class Benchmark:
     def evaluate(self, model) -> dict:
         raise NotImplementedError
 
+    def requirements(self, task: str | None) -> list:
+        """What it reads and imports (``fac_lightning.requirements``), checked before any model loads; ``task``: the
+        task the evaluated model was trained for, where the run knows it."""
+        return []
+
     def check_task(self, task, data_dir: str | Path) -> None:
         """Refuse, before any stage runs, a task whose data holds this benchmark's test items (a benchmark whose
         items a task could read, e.g. AlpacaEval's instructions, overrides this)."""

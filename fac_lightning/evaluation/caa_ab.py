@@ -31,6 +31,7 @@ from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
 from fac_lightning.files import DataError, read_rows
 from fac_lightning.finetune.pooled import padded
 from fac_lightning.finetune.steering import SteeringVector, answer_prefix
+from fac_lightning.requirements import DataFile
 
 
 @dataclass
@@ -77,6 +78,13 @@ class CAAABBenchmark(Benchmark):
             if problem:
                 raise DataError(f"{path}: row {i} is not an A/B item ({problem})")
         return rows, path
+
+    def requirements(self, task):
+        behaviour = self.cfg.behaviour or (task.replace("_", "-") if task else None)
+        if behaviour is None:  # the vector's task decides, read from its model folder when it runs
+            return []
+        return [DataFile("benchmark.path", self.cfg.path, Path(self.data_dir) / self.cfg.path.format(
+            behaviour=behaviour), f"the A/B test items of behaviour {behaviour!r}", rows=True)]
 
     def evaluate(self, model: SteeringVector) -> dict:
         behaviour = self.cfg.behaviour or model.task.replace("_", "-")

@@ -15,6 +15,7 @@ import yaml
 from fac_lightning.checks import require
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
+from fac_lightning.requirements import EVAL_EXTRA, Package
 
 LOCAL_TASKS = Path(__file__).resolve().parent / "lm_eval_tasks"
 
@@ -52,6 +53,9 @@ def task_spec(name: str, data_dir: str | Path) -> str | dict:
 class LMEvalBenchmark(Benchmark):
     needs = "chat_model"
     primary = "average"
+
+    def requirements(self, task):
+        return [Package("benchmark", self.cfg.name, "lm_eval", EVAL_EXTRA)]
 
     def evaluate(self, model) -> dict:
         from lm_eval import simple_evaluate

@@ -11,6 +11,7 @@ from fac_lightning.data.conversations import load_examples, source_origin
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
 from fac_lightning.evaluation.reward_bench import pair_accuracy
+from fac_lightning.requirements import Source
 from fac_lightning.rows.preference_pair import PreferencePair
 
 
@@ -24,6 +25,9 @@ class PreferencePairsConfig(BenchmarkConfig):
 class PreferencePairsBenchmark(Benchmark):
     needs = "reward_model"
     primary = "accuracy"
+
+    def requirements(self, task):
+        return [Source("benchmark.source", self.cfg.source, self.data_dir)]
 
     def evaluate(self, model) -> dict:
         if not self.cfg.source.rejected_field:

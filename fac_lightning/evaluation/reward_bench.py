@@ -54,6 +54,7 @@ from fac_lightning.data.conversations import load_rows
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
 from fac_lightning.files import DataError, read_rows
+from fac_lightning.requirements import DataFile, Source
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,9 @@ class RewardBench(Benchmark):
     needs = "reward_model"
     primary = "average"
 
+    def requirements(self, task):
+        return [Source("benchmark.source", self.cfg.source, self.data_dir)]
+
     def evaluate(self, model) -> dict:
         pairs, origin = load_rewardbench_pairs(self.cfg.source, self.data_dir)
         return score_pairs(self.cfg, model, pairs, origin)
@@ -252,6 +256,16 @@ class RewardBenchOffline(Benchmark):
     primary = "average"
     note = ("RewardBench subset: Chat Hard (LLMBar) + Safety (XSTest) only, rebuilt from the offline mirror; not "
             "comparable with full RewardBench averages")
+
+    def requirements(self, task):
+        cfg, data = self.cfg, Path(self.data_dir)
+        completions = cfg.xstest_completions
+        return [*(DataFile(f"benchmark.llmbar.{subset}", relative, data / relative, f"LLMBar pairs of {subset}", True)
+                  for subset, relative in cfg.llmbar.items()),
+                DataFile("benchmark.xstest_prompts", cfg.xstest_prompts, data / cfg.xstest_prompts, "XSTest prompts",
+                         True),
+                *(DataFile("benchmark.xstest_completions", completions, data / completions.format(model=name),
+                           f"XSTest completions of {name}", True) for name in cfg.xstest_models)]
 
     def evaluate(self, model) -> dict:
         cfg = self.cfg

@@ -13,6 +13,7 @@ from fac_lightning.config import SourceConfig
 from fac_lightning.data.conversations import load_labelled, local_file
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.evaluation.base import Benchmark, BenchmarkConfig
+from fac_lightning.requirements import Source
 
 
 @dataclass
@@ -37,6 +38,9 @@ def load_test_set(cfg: ToxicityBenchmarkConfig, data_dir) -> tuple[list[str], np
 class ToxicityBenchmark(Benchmark):
     needs = "classifier"
     primary = "auprc"
+
+    def requirements(self, task):
+        return [Source("benchmark.source", self.cfg.source, self.data_dir, fallback=self.cfg.hub_source)]
 
     def evaluate(self, model) -> dict:
         texts, labels, origin = load_test_set(self.cfg, self.data_dir)

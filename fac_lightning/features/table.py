@@ -48,6 +48,12 @@ class FeatureTable:
         if delta < self.floor:
             raise ValueError(f"threshold delta={delta} is below the table's storage floor {self.floor}")
 
+    def score_range(self) -> str:
+        """The stored scores' range, for messages about thresholds (``[min, max]``, or none stored)."""
+        if not len(self.score):
+            return f"no score above features.floor={self.floor:g}"
+        return f"[{float(self.score.min()):.3g}, {float(self.score.max()):.3g}]"
+
     def active_counts(self, delta: float = 0.0, samples: np.ndarray | None = None) -> np.ndarray:
         """(F,) number of samples (optionally a subset) in which each feature's score exceeds ``delta``."""
         self._check(delta)

@@ -133,6 +133,15 @@ class Finetune:
         """Fail now, naming the key, on a setting that only the backbone's shape (read without loading weights) can
         check; the run's ``preflight`` calls it before any model loads."""
 
+    imports: tuple[str, ...] = ()
+    """Packages its fit imports besides torch and transformers (peft for LoRA, trl's collators)."""
+
+    def requirements(self, data_dir) -> list:
+        """What it reads and imports besides the backbone (``fac_lightning.requirements``)."""
+        from fac_lightning.requirements import Package
+
+        return [Package("finetune", self.name, module, f"pip install {module}") for module in self.imports]
+
     def train(self, rows: list[dict], backbone: Backbone, work: Path, context: FitContext) -> None:
         """Fit on ``rows`` (checkpoints in ``work``, resumed if present) and save the weights into ``work``."""
         raise NotImplementedError

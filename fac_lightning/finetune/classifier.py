@@ -155,6 +155,7 @@ class ClassifierHead(ClassifierFinetune):
 
 @FINETUNES.register("classifier_lora", ClassifierLoraConfig)
 class ClassifierLora(ClassifierFinetune):
+    imports = ("peft",)
     distributed = True
 
     def train(self, rows, backbone, work, context):

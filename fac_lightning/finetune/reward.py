@@ -208,6 +208,7 @@ class RewardHead(RewardFinetune):
 
 @FINETUNES.register("reward_lora", RewardLoraConfig)
 class RewardLora(RewardFinetune):
+    imports = ("trl", "peft")
     distributed = True
 
     def train(self, rows, backbone, work, context):

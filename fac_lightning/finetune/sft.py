@@ -100,6 +100,7 @@ class LoRASFT(AdapterCheckpoints):
 
 @FINETUNES.register("sft_lora", SFTLoraConfig)
 class SFTLora(Finetune):
+    imports = ("trl", "peft")
     consumes = ("instruction_response",)
     produces = "chat_model"
     distributed = True

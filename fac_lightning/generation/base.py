@@ -16,6 +16,10 @@ class GeneratorConfig:
     model: str | None = None
     """Hub id or local folder of the model to generate with; None = the backbone itself (not for openai)."""
 
+    def requirements(self, data_dir) -> list:
+        """What the engine imports and calls (``fac_lightning.requirements``), checked before any model loads."""
+        return []
+
 
 @dataclass
 class SamplingParams:

@@ -16,11 +16,14 @@ from fac_lightning.checks import ConfigError, above, at_least
 from fac_lightning.data.examples import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
+from fac_lightning.requirements import Endpoint
 
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 """An environment variable's name, as shells write them (an API key, e.g. ``sk-…``, is not one)."""
 
 NO_KEY = "EMPTY"
+OPENAI_API = "https://api.openai.com/v1"
+"""OpenAI's own endpoint (the official AlpacaEval judge's default)."""
 """Sent when ``api_key_env`` is unset (the client needs some key; a local ``vllm serve`` checks none)."""
 
 
@@ -50,6 +53,9 @@ class OpenAIConfig(GeneratorConfig):
         at_least(self, 1, "concurrency")
         at_least(self, 0, "max_retries")
         above(self, 0, "timeout_s")
+
+    def requirements(self, data_dir):
+        return [Endpoint("generator.base_url", self.base_url)]
 
 
 @GENERATORS.register("openai", OpenAIConfig)

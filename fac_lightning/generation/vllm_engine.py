@@ -23,6 +23,7 @@ from fac_lightning.checks import ConfigError, at_least
 from fac_lightning.data.examples import Conversation
 from fac_lightning.generation import GENERATORS
 from fac_lightning.generation.base import GeneratorConfig, SamplingParams, cut_at_stop
+from fac_lightning.requirements import VLLM_EXTRA, Package
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class VLLMConfig(GeneratorConfig):
         at_least(self, 1, "max_model_len")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("gpu_memory_utilization", self.gpu_memory_utilization, "must be in (0, 1]")
+
+    def requirements(self, data_dir):
+        return [Package("generator", "vllm", "vllm", VLLM_EXTRA)]
 
 
 def gpu_share(requested: float | None, free_bytes: int, total_bytes: int) -> float:

@@ -22,7 +22,7 @@ from fac_lightning.finetune.chat_model import ChatModel
 from fac_lightning.leaderboard import write_leaderboard
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.report import write_report
-from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space, check_feature_space
+from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space
 from fac_lightning.stages.preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def embeddings(embedder: Embedder, space: FeatureSpace, conversations, texts) ->
 def evaluate_dataset(cfg: DictConfig, space: FeatureSpace | None = None) -> dict:
     """FAC and text metrics of ``dataset=``; the data set is read (and a bad file named) before any model loads."""
     name, conversations = dataset_conversations(cfg)
-    space = space or feature_space(cfg)
+    space = space or build_feature_space(cfg)
     table = space.table(name, conversations, cfg)
     texts = ["\n".join(m["content"] for m in c) for c in conversations]
     result = {
@@ -148,16 +148,16 @@ def build_report(cfg: DictConfig) -> Path:
     return out
 
 
-def feature_space(cfg: DictConfig) -> FeatureSpace:
-    check_feature_space(cfg)  # a bad name or key fails before the backbone loads
-    return build_feature_space(cfg)
+MODE_USES = {Mode.dataset: ("sae", "feature_space"), Mode.features: ("sae", "feature_space"),
+             Mode.benchmark: ("benchmark",), Mode.leaderboard: (), Mode.report: ()}
+"""What each mode runs (``plan.USES``), checked by ``preflight`` before any model loads."""
 
 
 MODES = {Mode.dataset: evaluate_dataset,
-         Mode.features: lambda cfg: write_feature_cards(cfg, feature_space(cfg)),
+         Mode.features: lambda cfg: write_feature_cards(cfg, build_feature_space(cfg)),
          Mode.benchmark: benchmark_model, Mode.leaderboard: build_leaderboard, Mode.report: build_report}
 
 
 def run_evaluate(cfg: DictConfig):
-    preflight(cfg, sae=cfg.mode in (Mode.dataset, Mode.features))
+    preflight(cfg, MODE_USES[cfg.mode])
     return MODES[cfg.mode](cfg)

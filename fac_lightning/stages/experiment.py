@@ -1,16 +1,16 @@
 """The whole chain for any task (``python train.py``): SAE -> anchor features -> relevance -> the strategy's rows
 (synthetic or real) -> finetune -> benchmark -> one logged run.
 
-``build_chain`` builds the strategy, finetune and benchmark from the config and checks that they fit together (the task's
-row format is one the finetune consumes; the benchmark needs the model kind the finetune produces) before any model
-loads. Every stage is a cached, resumable artifact. The run's metrics go to ``<output_dir>/metrics.json`` and to the
-configured logger, which also receives the finetune's loss curve.
+``preflight`` plans the run: it builds the strategy, finetune and benchmark, checks that they fit together (the task's
+row format is one the finetune consumes; the benchmark needs the model kind the finetune produces) and that everything
+they read, import and call is there, before any model loads. Every stage is a cached, resumable artifact. The run's
+metrics go to ``<output_dir>/metrics.json`` and to the configured logger, which also receives the finetune's loss
+curve.
 """
 
 import logging
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,58 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import process_rank, write_json_atomic
 from fac_lightning.backbone import load_backbone
-from fac_lightning.data.task_parts import task_part, task_parts
-from fac_lightning.evaluation.base import Benchmark, build_benchmark, run_benchmark
-from fac_lightning.files import DataError, read_json
-from fac_lightning.finetune.base import Finetune, build_finetune, train_model
+from fac_lightning.data.task_parts import task_part
+from fac_lightning.evaluation.base import run_benchmark
+from fac_lightning.files import read_json
+from fac_lightning.finetune.base import train_model
 from fac_lightning.leaderboard import leaderboard, run_record
 from fac_lightning.loggers import run_logger
-from fac_lightning.stages.feature_space import check_feature_space
 from fac_lightning.stages.g_vendi import measure_g_vendi
 from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage
-from fac_lightning.synthesis.base import Strategy, build_strategy
+from fac_lightning.synthesis.base import Strategy
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Chain:
-    strategy: Strategy
-    finetune: Finetune
-    benchmark: Benchmark
-
-
-def build_chain(cfg: DictConfig) -> Chain:
-    """The chain's components, checked against each other, and the task's data read; no model is loaded."""
-    preflight(cfg)
-    strategy, finetune = build_strategy(cfg), build_finetune(cfg.finetune)
-    benchmark = build_benchmark(cfg.benchmark, cfg.paths.data_dir)
-    check_feature_space(cfg, strategy.generative)
-    if cfg.task.row_format not in finetune.consumes:
-        raise ValueError(f"finetune={finetune.name} trains on {list(finetune.consumes)} rows; task={cfg.task.name} "
-                         f"has task.row_format={cfg.task.row_format!r}")
-    if benchmark.needs != finetune.produces:
-        raise ValueError(f"benchmark={cfg.benchmark.name} evaluates a {benchmark.needs!r} model; finetune="
-                         f"{finetune.name} produces a {finetune.produces!r}")
-    strategy.check_data(cfg.paths.data_dir)  # selection: its pool against the budget
-    for part in {strategy.part, cfg.task.background_part} - {None}:  # a bad data row fails now, naming its row
-        check_rows(strategy, part, task_parts(cfg.task, cfg.paths.data_dir, part)[part])
-    benchmark.check_task(strategy.task, cfg.paths.data_dir)
-    return Chain(strategy, finetune, benchmark)
-
-
-def check_rows(strategy: Strategy, part: str, examples) -> None:
-    """Every real example of a part the run trains on makes a row of the task's format (an instruction whose answer
-    echoes it does not); the first that does not fails, naming the part, its sources and the example."""
-    sources = [s.local_path or s.hub_id for s in strategy.task.parts[part].sources]
-    for i, example in enumerate(examples, start=1):
-        try:
-            strategy.format.from_example(example)
-        except ValueError as e:
-            text = example.conversation[0]["content"][:60] if example.conversation else ""
-            raise DataError(f"task part {part!r} ({', '.join(map(str, sources))}): example {i} ({text!r}) makes no "
-                            f"{strategy.task.row_format!r} row: {e}") from None
 
 
 def background_rows(cfg: DictConfig, strategy: Strategy) -> list[dict]:
@@ -111,35 +71,35 @@ def log_run(logger, cfg: DictConfig, result: dict) -> None:
 
 
 def run_experiment(cfg: DictConfig) -> dict:
-    chain = build_chain(cfg)
+    run = preflight(cfg)
     timings, started = {}, time.time()
 
     def lap(name: str) -> None:
         timings[name] = round(time.time() - started - sum(timings.values()), 1)
 
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
-    rows_dir = run_synthesis_stage(cfg, backbone, chain.strategy)
+    rows_dir = run_synthesis_stage(cfg, backbone, run.strategy)
     manifest = read_json(rows_dir / "manifest.json")
     rows = [{k: v for k, v in r.items() if k != "provenance"} for r in read_row_set(rows_dir)]
     lap("feature_space_and_rows")
     # before the finetune (which may wrap the backbone); DDP ranks > 0 only join the finetune's fit
-    g_vendi = measure_g_vendi(cfg, backbone, rows_dir, chain.strategy) if process_rank() == 0 else None
+    g_vendi = measure_g_vendi(cfg, backbone, rows_dir, run.strategy) if process_rank() == 0 else None
     lap("g_vendi")
     with run_logger(cfg) as logger:  # after the SAE stage, which logs (and closes) a run of its own
-        background = background_rows(cfg, chain.strategy)
-        model_dir = train_model(chain.finetune, rows + background, backbone, cfg, logger, provenance={
-            "strategy": strategy_row_name(chain.strategy), "rows": str(rows_dir), "strategy_rows": len(rows),
-            "background_part": chain.strategy.task.background_part if background else None,
+        background = background_rows(cfg, run.strategy)
+        model_dir = train_model(run.finetune, rows + background, backbone, cfg, logger, provenance={
+            "strategy": strategy_row_name(run.strategy), "rows": str(rows_dir), "strategy_rows": len(rows),
+            "background_part": run.strategy.task.background_part if background else None,
             "background_rows": len(background)})
         train_rows = rows + background
         if process_rank() > 0:  # a DDP rank > 0 (started for the finetune's fit): rank 0 benchmarks and records
             return {"rank": process_rank(), "model": str(model_dir)}
         lap("finetune")
-        bench = run_benchmark(chain.benchmark, chain.finetune.load(model_dir, backbone), cfg.paths.output_dir)
+        bench = run_benchmark(run.benchmark, run.finetune.load(model_dir, backbone), cfg.paths.output_dir)
         lap("benchmark")
         result = {
-            "task": cfg.task.name, "strategy": strategy_row_name(chain.strategy), "seed": cfg.seed,
-            "backbone": cfg.backbone.name, "finetune": chain.finetune.name, "n_samples": cfg.n_samples,
+            "task": cfg.task.name, "strategy": strategy_row_name(run.strategy), "seed": cfg.seed,
+            "backbone": cfg.backbone.name, "finetune": run.finetune.name, "n_samples": cfg.n_samples,
             "delta": cfg.features.delta, "relevance": cfg.relevance.method, "overrides": run_overrides(),
             "strategy_rows": len(rows), "train_rows": len(train_rows), "synthetic": str(rows_dir),
             "model": str(model_dir), "fac": manifest["fac"], "g_vendi": g_vendi, "text": manifest["text"],

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import REBUILD, REFUSE, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.checks import ConfigError
 from fac_lightning.config import component_config
 from fac_lightning.data.examples import Conversation
 from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, relevant_anchor_features
@@ -22,7 +23,6 @@ from fac_lightning.files import read_json
 from fac_lightning.generation import GENERATORS, build_generator
 from fac_lightning.plan import plan
 from fac_lightning.relevance import RELEVANCE, select_relevant
-from fac_lightning.sae import SAE_ARCHITECTURES
 from fac_lightning.sae.topk import load_sae
 from fac_lightning.stages.features import feature_table
 from fac_lightning.stages.sae import run_sae_stage
@@ -67,15 +67,6 @@ def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
     return conversations, np.array(labels)
 
 
-def check_feature_space(cfg: DictConfig, needs_generator: bool = False) -> None:
-    """The SAE architecture, the relevance method and (when something generates) the generator, each built from its
-    config so that an unknown name or a missing key fails before any model loads."""
-    SAE_ARCHITECTURES.get(cfg.sae.architecture)
-    relevance = RELEVANCE.get(component_config(cfg.relevance, RELEVANCE).method)
-    if needs_generator or relevance.cls.uses_generator:
-        component_config(cfg.generator, GENERATORS)
-
-
 def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> FeatureSpace:
     run = plan(cfg)
     backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
@@ -101,5 +92,11 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
     relevant = np.zeros(anchor.num_features, dtype=bool)
     relevant[saved["relevant"]] = True
     records = {int(k): v for k, v in saved["records"].items()}
-    return FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, cfg.features.delta)
+    space = FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, cfg.features.delta)
+    if not space.relevant_anchor().any():  # FAC would be NaN and no strategy would have a target
+        raise ConfigError("features.delta", space.delta, f"leaves no relevant anchor feature: relevance="
+                          f"{relevance.method} kept {int(relevant.sum())} features and the anchor activates "
+                          f"{int(anchor.active(space.delta).sum())} above this delta (its scores range over "
+                          f"{anchor.score_range()}); lower features.delta, or use another relevance method")
+    return space
 

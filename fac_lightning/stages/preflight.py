@@ -1,17 +1,21 @@
-"""The checks every entry point runs before any model loads: each config field's range and choices
-(``config.validate_config``), the backbone's layer and the SAE's width against the backbone's shape (read from its
-config, not its weights), the finetune's own checks against that shape (``Finetune.preflight``: a steering layer, the
-other backbone a fine-tune trains), and that the SAE corpus can be read when the SAE still has to be trained."""
+"""The checks every entry point runs before any model loads, from the run's plan: each config field's range and
+choices (``config.validate_config``), the devices asked for, the backbone's layer and the SAE's width against the
+backbone's shape (read from its config, not its weights), the finetune's own checks against that shape
+(``Finetune.preflight``: a steering layer, the other backbone a fine-tune trains), that the chain's components fit
+together, every file, optional package and remote endpoint the used components declare (``RunPlan.requirements``),
+and the real rows a strategy turns into training rows."""
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fac_lightning.backbone import backbone_shape, check_layer
 from fac_lightning.checks import ConfigError, require
 from fac_lightning.config import validate_config
-from fac_lightning.data.conversations import check_source
-from fac_lightning.plan import plan
+from fac_lightning.data.task_parts import task_parts
+from fac_lightning.files import DataError
+from fac_lightning.plan import USES, RunPlan, plan
+from fac_lightning.sae import SAE_ARCHITECTURES
 
 
 def check_sae_width(sae: DictConfig, d_model: int) -> None:
@@ -50,21 +54,79 @@ def check_strategy(cfg: DictConfig) -> None:
                           "(`python train.py stage=sae trainer=ddp`); the sweep then reuses it")
 
 
-def preflight(cfg: DictConfig, sae: bool = True) -> None:
-    """Fail now, naming the key, on anything that would fail after a model loads. ``sae``: the run needs the SAE
-    (and, if it is not trained yet, its corpus)."""
+def check_device(cfg: DictConfig) -> None:
+    """The device the trainer and the backbone ask for exists on this machine."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    trainer = cfg.get("trainer")
+    accelerator = str(trainer.get("accelerator", "cpu")) if trainer is not None else "cpu"
+    if accelerator in ("gpu", "cuda"):
+        raise ConfigError("trainer.accelerator", accelerator, "asks for a GPU, and torch sees no CUDA device here "
+                          "(torch.cuda.is_available() is False): use trainer=cpu, or a torch build with CUDA")
+    if "backbone" in cfg and str(cfg.backbone.device).startswith("cuda"):
+        raise ConfigError("backbone.device", cfg.backbone.device, "torch sees no CUDA device here "
+                          "(torch.cuda.is_available() is False): use backbone.device=auto or cpu")
+
+
+def check_chain(run: RunPlan) -> None:
+    """The task's rows are ones the finetune trains on, and the benchmark evaluates the model kind it produces."""
+    finetune, benchmark, task = run.finetune, run.benchmark, run.task
+    if task.row_format not in finetune.consumes:
+        raise ValueError(f"finetune={finetune.name} trains on {list(finetune.consumes)} rows; task={task.name} "
+                         f"has task.row_format={task.row_format!r}")
+    if benchmark.needs != finetune.produces:
+        raise ValueError(f"benchmark={benchmark.cfg.name} evaluates a {benchmark.needs!r} model; finetune="
+                         f"{finetune.name} produces a {finetune.produces!r}")
+
+
+def check_rows(strategy, part: str, examples) -> None:
+    """Every real example of a part the run trains on makes a row of the task's format (an instruction whose answer
+    echoes it does not); the first that does not fails, naming the part, its sources and the example."""
+    sources = [s.local_path or s.hub_id for s in strategy.task.parts[part].sources]
+    for i, example in enumerate(examples, start=1):
+        try:
+            strategy.format.from_example(example)
+        except ValueError as e:
+            text = example.conversation[0]["content"][:60] if example.conversation else ""
+            raise DataError(f"task part {part!r} ({', '.join(map(str, sources))}): example {i} ({text!r}) makes no "
+                            f"{strategy.task.row_format!r} row: {e}") from None
+
+
+def check_strategy_data(run: RunPlan, trains: bool) -> None:
+    """The strategy's own data checks (selection: its pool against the budget), and every real row it (and, for a run
+    that ``trains``, the background part) turns into a training row."""
+    strategy = run.strategy
+    strategy.check_data(run.data_dir)
+    parts = {strategy.part, run.task.background_part if trains else None} - {None}
+    for part in sorted(parts):
+        check_rows(strategy, part, task_parts(run.task, run.data_dir, part)[part])
+
+
+def preflight(cfg: DictConfig, uses: tuple[str, ...] = USES) -> RunPlan:
+    """Fail now, naming the key, file or endpoint, on anything that would fail after a model loads; return the run's
+    plan with the components it ``uses`` (``plan.USES``) built. Every file those read, package they import and
+    endpoint they call is checked (``RunPlan.requirements``)."""
     validate_config(cfg)
+    check_device(cfg)
     if cfg.get("trainer") is not None:
         check_strategy(cfg)
-    if not sae:
-        return
-    shape = backbone_shape(OmegaConf.to_object(cfg.backbone), cfg.paths.cache_dir)
-    check_layer(cfg.backbone, shape)
-    check_sae_width(cfg.sae, shape.d_model)
-    if cfg.get("finetune") is not None:
-        from fac_lightning.finetune.base import build_finetune
-
-        build_finetune(cfg.finetune).preflight(plan(cfg).backbone, shape, cfg.paths.cache_dir)
-    if not plan(cfg).sae.path.exists():
-        for source in cfg.data.sources:
-            check_source(source, cfg.paths.data_dir)
+    run = plan(cfg)
+    if "sae" in uses:
+        shape = backbone_shape(run.backbone, cfg.paths.cache_dir)
+        check_layer(cfg.backbone, shape)
+        check_sae_width(cfg.sae, shape.d_model)
+        if "finetune" in uses:
+            run.finetune.preflight(run.backbone, shape, cfg.paths.cache_dir)
+    if "feature_space" in uses:
+        SAE_ARCHITECTURES.get(cfg.sae.architecture)
+    if {"synthesis", "finetune", "benchmark"} <= set(uses):
+        check_chain(run)
+    for requirement in run.requirements(uses):
+        requirement.check()
+    if "synthesis" in uses:
+        check_strategy_data(run, "finetune" in uses)
+        if "benchmark" in uses:
+            run.benchmark.check_task(run.task, run.data_dir)
+    return run

@@ -15,7 +15,7 @@ from fac_lightning.artifacts import config_hash
 from fac_lightning.backbone import load_backbone
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.plan import plan
-from fac_lightning.stages.feature_space import build_feature_space, check_feature_space
+from fac_lightning.stages.feature_space import build_feature_space
 from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.sae import run_sae_stage
 
@@ -44,8 +44,7 @@ def prepare_shared(configs: list[DictConfig]) -> int:
     distinct: dict[str, DictConfig] = {}
     for i, cfg in enumerate(configs):
         try:
-            preflight(cfg)
-            check_feature_space(cfg)
+            preflight(cfg, ("sae",) if cfg.stage == "sae" else ("sae", "feature_space"))  # what it builds here
             key = upstream_key(cfg)
         except Exception as e:  # noqa: BLE001 - any failed check: the job reports it when it runs
             log.warning("sweep job #%d fails its checks (%s); its shared artifacts are not prepared", i, e)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import REBUILD, REFUSE, ensure_artifact, verify_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
+from fac_lightning.checks import ConfigError
 from fac_lightning.config import component_config
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.features.scorer import FeatureScorer
@@ -27,10 +28,9 @@ from fac_lightning.stages.feature_space import (
     FeatureSpace,
     anchor_set,
     build_feature_space,
-    check_feature_space,
 )
 from fac_lightning.stages.preflight import preflight
-from fac_lightning.synthesis.base import Strategy, build_strategy
+from fac_lightning.synthesis.base import Strategy
 from fac_lightning.synthesis.context import SynthesisContext
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ VERSION = 1
 change of the writer or the manifest changes what a row set holds."""
 
 
+SYNTHESIS = ("sae", "feature_space", "synthesis")
+"""What ``synthesize.py`` runs (``plan.USES``)."""
+
+
 def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
     return plan(cfg).rows(strategy).path
 
@@ -48,12 +52,7 @@ def synthetic_artifact_dir(cfg: DictConfig, strategy: Strategy) -> Path:
 def run_synthesis_stage(cfg: DictConfig, backbone: Backbone | None = None, strategy: Strategy | None = None) -> Path:
     """Ensure the synthetic (or real-data) row set for ``cfg`` exists; return its folder."""
     if strategy is None:  # called on its own (synthesize.py): everything is checked before any model loads
-        preflight(cfg)
-        strategy = build_strategy(cfg)
-        if strategy.part is not None:  # a bad data row fails now, naming its row
-            task_part(strategy.task, strategy.part, cfg.paths.data_dir)
-        strategy.check_data(cfg.paths.data_dir)
-    check_feature_space(cfg, strategy.generative)
+        strategy = preflight(cfg, SYNTHESIS).strategy
     # real rows are cheap to write again; sampled rows cost generation time, so a corrupted set is refused
     return ensure_artifact(synthetic_artifact_dir(cfg, strategy),
                            lambda work: synthesize(cfg, backbone, strategy, work), "row set",
@@ -75,7 +74,13 @@ def synthesis_context(cfg: DictConfig, strategy: Strategy, space: FeatureSpace) 
     seed and anchor rows as the strategy shows them, and the scorer."""
     seed = task_part(strategy.task, "seed", cfg.paths.data_dir)
     seed_rows = [strategy.format.from_example(e) for e in seed]
-    missing = space.missing(space.table(f"{cfg.task.name}-seed", [e.conversation for e in seed], cfg))
+    seed_table = space.table(f"{cfg.task.name}-seed", [e.conversation for e in seed], cfg)
+    missing = space.missing(seed_table)
+    if strategy.targets_missing and not len(missing):
+        raise ConfigError("features.delta", space.delta, f"leaves no missing feature: the seed part activates all "
+                          f"{int(space.relevant_anchor().sum())} relevant anchor features above it (seed scores "
+                          f"{seed_table.score_range()}, anchor scores {space.anchor.score_range()}), so synthesis="
+                          f"{strategy.name} has nothing to target; raise features.delta, or use a smaller seed part")
     scorer = FeatureScorer(space.backbone, space.sae, cfg.features.positions, cfg.features.topk_per_token,
                            batch_size=cfg.features.batch_size, max_length=space.backbone.cfg.max_length)
     anchor_conversations, anchor_labels = anchor_set(cfg)

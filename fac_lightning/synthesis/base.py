@@ -199,6 +199,9 @@ class Strategy:
     """Whether the budget ``n_samples`` and the seed decide the rows (False for real data: every row of a part)."""
     background = True
     """Whether the task's background rows join this strategy's rows in a training set."""
+    targets_missing = False
+    """Whether it needs missing features F_miss to target (fac, coverage selection): a delta that leaves none stops
+    the run before synthesis."""
     part = "seed"
     """The task part the strategy reads (the seed: F_miss and demonstrations; real-data strategies: their rows)."""
 
@@ -262,6 +265,10 @@ class Strategy:
         """Unit indices (the run also stops as soon as the writer is full). By default three times the units a
         budget of ``prompts_per_call``-prompt calls needs, so a generator that keeps failing cannot loop forever."""
         yield from range(3 * math.ceil(self.n_samples / max(self.cfg.prompts_per_call, 1)))
+
+    def requirements(self, data_dir) -> list:
+        """What it reads besides the task's parts (``fac_lightning.requirements``), checked before any model loads."""
+        return []
 
     def check_data(self, data_dir) -> None:
         """Checks of the data the strategy reads that must fail before any model loads (selection: its pool)."""

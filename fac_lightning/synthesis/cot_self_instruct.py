@@ -26,7 +26,6 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from omegaconf import MISSING
@@ -34,6 +33,7 @@ from sklearn.cluster import KMeans
 
 from fac_lightning.checks import at_least, require, within
 from fac_lightning.data.ab_items import letter
+from fac_lightning.requirements import SavedModel
 from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
 from fac_lightning.synthesis.base import GenerativeConfig, RowWriter, Strategy
@@ -91,12 +91,11 @@ class CoTSelfInstructStrategy(Strategy):
     Prompts = CoTSelfInstructPrompts
     row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
 
-    def check_data(self, data_dir) -> None:
-        """A reward model for RIP is a folder this framework saved (checked before any model loads)."""
-        if self.cfg.rip_reward_model is not None:
-            require((Path(self.cfg.rip_reward_model) / "model.json").is_file(), "synthesis.rip_reward_model",
-                    self.cfg.rip_reward_model, "not a saved model folder (no model.json): give the folder a "
-                    "reward_head / reward_lora run saved, or null to let the generator judge")
+    def requirements(self, data_dir):
+        if self.cfg.rip_reward_model is None:
+            return []
+        return [SavedModel("synthesis.rip_reward_model", self.cfg.rip_reward_model, ": give the folder a reward_head / "
+                           "reward_lora run saved, or null to let the generator judge", "reward_model")]
 
     def start(self) -> None:
         require(len(self.context.seed_texts) >= 2, "task.parts.seed", len(self.context.seed_texts),

@@ -72,6 +72,7 @@ class FACPrompts(QuestionFirstPrompts):
 class FACStrategy(Strategy):
     Prompts = FACPrompts
     row_formats = ("query", "preference_pair", "ab_item", "instruction_response")
+    targets_missing = True
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -87,9 +88,6 @@ class FACStrategy(Strategy):
     def start(self) -> None:
         missing = self.context.missing
         self.features = missing[: math.ceil(len(missing) * self.cfg.feature_ratio)]
-        if not self.features:
-            raise ValueError("synthesis=fac: the seed data already covers every relevant anchor feature "
-                             "(no missing features at this delta); nothing to target")
         self.per_feature = max(1, math.ceil(self.n_samples / len(self.features)))
 
     def units(self) -> Iterator[int]:

@@ -268,12 +268,14 @@ class Selection(Strategy):
 
 @STRATEGIES.register("select_fac", SelectionConfig)
 class SelectFAC(Selection):
+    targets_missing = True
     def select(self):
         return self.cover(least=False)
 
 
 @STRATEGIES.register("select_anti", SelectionConfig)
 class SelectAnti(Selection):
+    targets_missing = True
     def select(self):
         return self.cover(least=True)
 

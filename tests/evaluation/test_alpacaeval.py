@@ -139,11 +139,11 @@ def test_length_controlled_needs_the_glm_data_before_generating(tmp_path, monkey
 
 
 def test_a_reward_model_judge_without_a_saved_model_fails_when_the_chain_is_planned(tmp_path):
-    from fac_lightning.stages.experiment import build_chain
+    from fac_lightning.stages.preflight import preflight
 
     cfg = compose_config(["experiment=instruction_table1", f"benchmark.judge.model={tmp_path}", "synthesis=seed_only"])
-    with pytest.raises(ValueError, match=f"benchmark.judge.model='{tmp_path}': no saved reward model there"):
-        build_chain(cfg)
+    with pytest.raises(ValueError, match=f"benchmark.judge.model='{tmp_path}': not a saved model"):
+        preflight(cfg)
 
 
 @pytest.mark.parametrize(("override", "message"), [

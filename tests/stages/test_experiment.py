@@ -13,7 +13,8 @@ from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.base import load_model
 from fac_lightning.finetune.classifier import HeadOnlyClassifier
 from fac_lightning.stages import evaluate, sae
-from fac_lightning.stages.experiment import build_chain, run_experiment
+from fac_lightning.stages.experiment import run_experiment
+from fac_lightning.stages.preflight import preflight
 from fac_lightning.synthesis import STRATEGIES
 from tests.conftest import CACHE_DIR, compose_config, kill_synthesis_after, record_units, tiny_config
 
@@ -125,7 +126,7 @@ def test_killed_synthesis_resumes_without_redoing_upstream_stages(tiny_llama_dir
 def test_a_finetune_that_cannot_read_the_task_rows_is_refused_before_loading():
     with pytest.raises(ValueError, match="finetune=classifier_head trains on \\['query'\\].*"
                                          "task.row_format='preference_pair'"):
-        build_chain(compose_config(["task=reward", "finetune=classifier_head"]))
+        preflight(compose_config(["task=reward", "finetune=classifier_head"]))
 
 
 @pytest.mark.parametrize("task,finetune,benchmark", [
@@ -136,7 +137,7 @@ def test_a_task_names_its_finetune_and_benchmark_and_the_command_line_wins(task,
     cfg = compose_config([f"task={task}"])
     assert (cfg.finetune.kind, cfg.benchmark.name) == (finetune, benchmark)
     if task != "instruction":  # offline, AlpacaEval needs the held-out half that experiment=instruction_table1 sets
-        build_chain(cfg)  # a chain that fits together
+        preflight(cfg)  # a chain that fits together
     assert compose_config([f"task={task}", "finetune=classifier_lora"]).finetune.kind == "classifier_lora"
 
 
@@ -146,7 +147,7 @@ def test_a_benchmark_for_another_model_kind_is_refused_before_loading(monkeypatc
     monkeypatch.setattr(ToxicityBenchmark, "needs", "reward_model")
     with pytest.raises(ValueError, match="benchmark=toxicchat evaluates a 'reward_model' model; finetune="
                                          "classifier_head produces a 'classifier'"):
-        build_chain(compose_config())
+        preflight(compose_config())
 
 
 def test_misspelled_strategy_is_named():
@@ -172,7 +173,7 @@ def test_each_run_of_a_sweep_process_gets_its_own_wandb_run(tiny_llama_dir, tmp_
 ])
 def test_a_bad_feature_space_or_generator_is_refused_before_loading(override, message):
     with pytest.raises(ValueError, match=message):
-        build_chain(compose_config([override]))
+        preflight(compose_config([override]))
 
 
 REWARD_CHAIN = ["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "benchmark.limit=16", "relevance=all",
@@ -239,7 +240,7 @@ def test_a_killed_reward_model_fit_resumes(tiny_llama_dir, tmp_path, monkeypatch
 ])
 def test_a_mismatched_reward_chain_is_refused_before_loading(overrides, message):
     with pytest.raises(ValueError, match=message):
-        build_chain(compose_config(overrides))
+        preflight(compose_config(overrides))
 
 
 def test_a_pair_that_is_not_a_pair_is_refused_naming_its_row_before_loading(tmp_path):
@@ -250,7 +251,7 @@ def test_a_pair_that_is_not_a_pair_is_refused_naming_its_row_before_loading(tmp_
     seed.local_path, seed.skip_rows, seed.skip_invalid = str(tmp_path / "pairs.jsonl"), 0, False
     with pytest.raises(ValueError, match="pairs.jsonl: row 1 of source 'hh_helpful_seed_pairs' is not a preference "
                                          "pair \\(identical_answers"):
-        build_chain(cfg)
+        preflight(cfg)
 
 
 STEERING_CHAIN = ["task=survival_instinct", "finetune=caa_vector", "benchmark=caa_ab", "relevance=all",
@@ -292,25 +293,26 @@ def test_a_malformed_ab_row_in_the_task_data_is_refused_naming_its_row_before_lo
     seed.local_path, seed.skip_rows = str(tmp_path / "items.jsonl"), 0
     with pytest.raises(ValueError, match="items.jsonl: row 1 of source 'caa_sycophancy_seed' is not an A/B item "
                                          "\\(missing_choice"):
-        build_chain(cfg)
+        preflight(cfg)
 
 
 def test_a_steering_layer_beyond_the_backbone_is_refused_before_loading():
     with pytest.raises(ConfigError, match="finetune.layer=31: must be in 1..30 \\(smollm2_135m has 30 decoder blocks"):
-        build_chain(compose_config(["task=sycophancy", "finetune=caa_vector", "benchmark=caa_ab", "synthesis=seed_only",
+        preflight(compose_config(["task=sycophancy", "finetune=caa_vector", "benchmark=caa_ab", "synthesis=seed_only",
                              "finetune.layer=31"]))
 
 
 def test_a_steering_task_refuses_a_classifier_before_loading():
     with pytest.raises(ValueError, match="finetune=classifier_head trains on \\['query'\\] rows; task=sycophancy has "
                                          "task.row_format='ab_item'"):
-        build_chain(compose_config(["task=sycophancy", "finetune=classifier_head", "synthesis=seed_only"]))
+        preflight(compose_config(["task=sycophancy", "finetune=classifier_head", "synthesis=seed_only"]))
 
 
 def saved_model_folder(tmp_path):
     """A folder that names itself a saved model (what the reward_model judge's config checks; nothing loads it)."""
     (tmp_path / "judge").mkdir()
-    (tmp_path / "judge" / "model.json").write_text("{}")
+    (tmp_path / "judge" / "model.json").write_text(json.dumps({"kind": "reward_head", "produces": "reward_model",
+                                                                "finetune": {}, "backbone": {}}))
     return tmp_path / "judge"
 
 
@@ -318,10 +320,10 @@ def test_alpacaeval_refuses_a_task_that_reads_its_instructions_before_loading(tm
     cfg = compose_config(["task=instruction", "finetune=sft_lora", "benchmark=alpacaeval",
                           "benchmark.length_controlled=false", "synthesis=full_dataset"])
     with pytest.raises(ValueError, match="instruction\\(s\\) that task 'instruction''s part 'anchor_positive' reads"):
-        build_chain(cfg)
+        preflight(cfg)
     table = compose_config(["experiment=instruction_table1", f"benchmark.judge.model={saved_model_folder(tmp_path)}",
                             "synthesis=full_dataset"])
-    assert build_chain(table).benchmark.references()[3] == 444  # the half the task's parts read is left out
+    assert preflight(table).benchmark.references()[3] == 444  # the half the task's parts read is left out
 
 
 def test_an_sft_target_that_is_not_installed_fails_before_loading(tmp_path):
@@ -330,7 +332,7 @@ def test_an_sft_target_that_is_not_installed_fails_before_loading(tmp_path):
     assert cfg.finetune.target.name == "gemma3_270m"  # the table fine-tunes the base model
     with pytest.raises(FileNotFoundError, match="finetune.target \\(backbone 'gemma3_270m'\\): backbone.gguf_assembler="
                                                 "'no_such_gguf_package:assemble': No module named 'no_such_gguf_package'"):
-        build_chain(cfg)
+        preflight(cfg)
 
 
 def test_the_instruction_chain_fine_tunes_a_chat_model_that_alpacaeval_judges(tiny_llama_dir, tmp_path):
@@ -356,7 +358,7 @@ def test_a_real_instruction_row_that_echoes_its_instruction_fails_before_loading
                           "task.parts.seed.sources.0.response_field=null"])
     with pytest.raises(ValueError, match=f"task part 'seed' \\({rows}\\): example 2 \\('List colours.'\\) makes no "
                                          "'instruction_response' row: .*echoes_instruction"):
-        build_chain(cfg)
+        preflight(cfg)
 
 
 @pytest.mark.slow

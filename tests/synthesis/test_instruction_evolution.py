@@ -174,8 +174,8 @@ def test_cot_self_instruct_runs_the_whole_chain(tiny_llama_dir, tmp_path, monkey
 
 def test_a_rip_reward_model_that_is_not_a_saved_model_fails_before_any_model_loads(tmp_path, monkeypatch):
     from fac_lightning import backbone
-    from fac_lightning.stages.experiment import build_chain
+    from fac_lightning.stages.preflight import preflight
 
     monkeypatch.setattr(backbone, "load_backbone", lambda *a, **k: pytest.fail("a model loaded"))
-    with pytest.raises(ValueError, match="synthesis.rip_reward_model=.*not a saved model folder"):
-        build_chain(compose_config(["synthesis=cot_self_instruct", f"synthesis.rip_reward_model={tmp_path}"]))
+    with pytest.raises(ValueError, match="synthesis.rip_reward_model=.*no model.json in"):
+        preflight(compose_config(["synthesis=cot_self_instruct", f"synthesis.rip_reward_model={tmp_path}"]))

@@ -156,14 +156,14 @@ def test_a_local_persona_file_loads_one_persona_per_line(tmp_path, name, text):
                                                ("bad.jsonl", '{"name": "x"}\n', "line 1: .*\"persona\"")])
 def test_a_bad_persona_pool_fails_naming_the_key_before_any_model_loads(tmp_path, monkeypatch, name, text, message):
     from fac_lightning import backbone
-    from fac_lightning.stages.experiment import build_chain
+    from fac_lightning.stages.preflight import preflight
 
     path = tmp_path / name
     if text is not None:
         path.write_text(text)
     monkeypatch.setattr(backbone, "load_backbone", lambda *a, **k: pytest.fail("a model loaded"))
     with pytest.raises(ValueError, match=f"synthesis.personas='{re.escape(str(path))}': .*{message}"):
-        build_chain(compose_config(["task=reward", "synthesis=sao", f"synthesis.personas={path}"]))
+        preflight(compose_config(["task=reward", "synthesis=sao", f"synthesis.personas={path}"]))
 
 
 def test_a_pair_task_needs_a_sampling_temperature():

@@ -8,7 +8,7 @@ import pytest
 
 from fac_lightning.checks import ConfigError
 from fac_lightning.data.task_parts import task_part
-from fac_lightning.stages.experiment import build_chain
+from fac_lightning.stages.preflight import preflight
 from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage, synthetic_artifact_dir
 from fac_lightning.synthesis.base import build_strategy
 from fac_lightning.synthesis.selection import (
@@ -166,14 +166,14 @@ def test_a_bad_pool_or_budget_fails_before_any_model_loads(monkeypatch, override
 
     monkeypatch.setattr(backbone, "load_backbone", lambda *a, **k: pytest.fail("a model loaded"))
     with pytest.raises((ConfigError, ValueError), match=message.replace("(", "\\(").replace(")", "\\)")):
-        build_chain(compose_config(overrides))
+        preflight(compose_config(overrides))
 
 
 @pytest.mark.parametrize("task,finetune,benchmark", [("toxicity", "classifier_head", "toxicchat"),
                                                      ("reward", "reward_head", "hh_pairs")])
 def test_the_coverage_study_composes_for_each_task_with_its_own_chain(task, finetune, benchmark):
     cfg = compose_config(["experiment=coverage_study", f"task={task}", "synthesis.budget_unit=tokens"])
-    chain = build_chain(cfg)
+    chain = preflight(cfg)
     assert (chain.strategy.name, chain.finetune.name, cfg.benchmark.name) == ("select_fac", finetune, benchmark)
     assert chain.strategy.part == "full_dataset" and chain.strategy.cfg.budget_unit == "tokens"
 
@@ -192,7 +192,7 @@ def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path
     assert synthetic_artifact_dir(cfg, build_strategy(cfg)) != key  # the file's content is in the key
     pool.write_text(pool.read_text() + '{"text": "no label here"}\n')
     with pytest.raises(ValueError, match=f"{pool}, row 13: not a 'query' row"):
-        build_chain(compose_config(["synthesis=select_fac", f"synthesis.pool={pool}"]))
+        preflight(compose_config(["synthesis=select_fac", f"synthesis.pool={pool}"]))
     with pytest.raises(ConfigError, match="synthesis.pool='/nowhere.jsonl': neither a part of task 'toxicity'"):
         build_strategy(compose_config(["synthesis=select_fac", "synthesis.pool=/nowhere.jsonl"]))
 
@@ -200,7 +200,7 @@ def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path
 def test_a_pool_file_that_is_not_utf8_or_a_folder_without_rows_is_named(tmp_path):
     (tmp_path / "latin1.jsonl").write_bytes('{"text": "caf\xe9 crimes", "label": 1}\n'.encode("latin-1"))
     with pytest.raises(ValueError, match="latin1.jsonl:1: not UTF-8 text"):
-        build_chain(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'latin1.jsonl'}"]))
+        preflight(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'latin1.jsonl'}"]))
     (tmp_path / "empty_set").mkdir()
     with pytest.raises(ConfigError, match="empty_set/rows.jsonl does not exist"):
-        build_chain(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'empty_set'}"]))
+        preflight(compose_config(["synthesis=select_fac", f"synthesis.pool={tmp_path / 'empty_set'}"]))

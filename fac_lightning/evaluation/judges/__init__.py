@@ -21,6 +21,11 @@ class JudgeConfig:
     kind: str = MISSING
     """Registered judge kind (``fac_lightning.evaluation.judges``)."""
 
+    def requirements(self, data_dir) -> list:
+        """What the judge reads, imports and calls (``fac_lightning.requirements``), checked before any model
+        loads; keys under ``benchmark.judge``."""
+        return []
+
 
 class Judge:
     name = ""

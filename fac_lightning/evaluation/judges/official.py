@@ -11,7 +11,8 @@ import numpy as np
 
 from fac_lightning.checks import ConfigError
 from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig
-from fac_lightning.generation.openai_compatible import ENV_NAME
+from fac_lightning.generation.openai_compatible import ENV_NAME, OPENAI_API
+from fac_lightning.requirements import EVAL_EXTRA, Endpoint, Package
 
 
 @dataclass
@@ -31,6 +32,10 @@ class AlpacaEvalJudgeConfig(JudgeConfig):
         if not ENV_NAME.fullmatch(self.api_key_env):
             raise ConfigError("api_key_env", "<not shown>", "must be the NAME of the environment variable that holds "
                               "the API key (e.g. OPENAI_API_KEY), never the key itself")
+
+    def requirements(self, data_dir):
+        return [Package("benchmark/judge", "alpaca_eval", "alpaca_eval", EVAL_EXTRA),
+                Endpoint("benchmark.judge.base_url", self.base_url or OPENAI_API)]
 
 
 @JUDGES.register("alpaca_eval", AlpacaEvalJudgeConfig)

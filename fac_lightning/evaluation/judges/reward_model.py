@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import MISSING
 
-from fac_lightning.checks import ConfigError
 from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig, cache_dir_of
+from fac_lightning.requirements import SavedModel
 
 
 @dataclass
@@ -21,16 +21,9 @@ class RewardModelJudgeConfig(JudgeConfig):
     """Converted backbones (the reward model's backbone is loaded from its model.json); None = ``paths.cache_dir``'s
     default (``$FAC_CACHE_DIR``, else ``~/.cache/fac_lightning``)."""
 
-    def __post_init__(self):
-        # checked when the config is built, so a wrong folder fails before the fine-tune the judge scores, not after
-        from fac_lightning.finetune.base import model_folder
-
-        try:
-            model_folder(self.model)
-        except FileNotFoundError:
-            raise ConfigError("model", self.model, "no saved reward model there (a model folder with model.json, its "
-                              "adapter/ folder or the train.py run folder that trained it, e.g. python train.py "
-                              "task=reward synthesis=full_dataset finetune=reward_head)") from None
+    def requirements(self, data_dir):
+        return [SavedModel("benchmark.judge.model", self.model, "; give a saved reward model, e.g. from python "
+                           "train.py task=reward synthesis=full_dataset finetune=reward_head", "reward_model")]
 
 
 @JUDGES.register("reward_model", RewardModelJudgeConfig)
