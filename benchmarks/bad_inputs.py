@@ -152,9 +152,14 @@ def broken(requirement, work: Path) -> list[tuple[str, list[str], tuple[str, ...
     """Each way to break one requirement: (what, overrides, hidden modules, what the message must name)."""
     missing = work / "missing"
     if isinstance(requirement, DataFile):
-        bad = not_utf8(work, requirement.path.name)
-        return [("missing file", [f"{requirement.key}='{missing / requirement.path.name}'"], (), requirement.key),
-                ("file not UTF-8", [f"{requirement.key}='{bad}'"], (), f"{bad}:1: not UTF-8")]
+        key = requirement.key
+        if not Path(str(requirement.value)).suffix:  # the key names the file (an annotator), not its path
+            return [("missing file", [f"{key}=no_such_{key.rsplit('.', 1)[-1]}"], (), key)]
+        cases = [("missing file", [f"{key}='{missing / requirement.path.name}'"], (), key)]
+        if requirement.rows:
+            bad = not_utf8(work, requirement.path.name)
+            cases.append(("file not UTF-8", [f"{key}='{bad}'"], (), f"{bad}:1: not UTF-8"))
+        return cases
     if isinstance(requirement, Source):
         key, name = requirement.key, Path(requirement.source.local_path or "rows.jsonl").name
         cases = [("missing file", [f"{key}.local_path='{missing / name}'", f"{key}.hub_id=null"], (),

@@ -12,13 +12,14 @@ to W&B also gets the page in its group (``log_report_to_wandb``).
 
 import io
 import json
+from itertools import islice
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import pandas as pd
 
-from fac_lightning.files import read_json
+from fac_lightning.files import read_json, read_rows
 from fac_lightning.leaderboard import (
     benchmark_of,
     collect_runs,
@@ -73,9 +74,8 @@ def first_rows(records: list[dict]) -> list[dict]:
         path = Path(run["synthetic"] or "") / "rows.jsonl"
         if len(rows) >= ROWS_PER_STRATEGY or not path.is_file():
             continue
-        for line in path.read_text().splitlines()[: ROWS_PER_STRATEGY - len(rows)]:
-            row = {k: v for k, v in json.loads(line).items() if k != "provenance"}
-            rows.append(json.dumps(row, indent=1, ensure_ascii=False))
+        for row in islice(read_rows(path), ROWS_PER_STRATEGY - len(rows)):
+            rows.append(json.dumps({k: v for k, v in row.items() if k != "provenance"}, indent=1, ensure_ascii=False))
     return [{"strategy": s, "rows": rows} for s, rows in by_strategy.items()]
 
 

@@ -26,6 +26,7 @@ metrics, so ``alpaca_eval evaluate --model_outputs …`` can re-judge them.
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,9 +104,11 @@ def glm_data_path(cfg: AlpacaEvalConfig, data_dir: str | Path) -> Path:
     local = Path(data_dir) / cfg.glm_data
     if local.exists():
         return local
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import HfApi, hf_hub_download
 
     try:
+        if os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):  # one short probe, not the download's retries
+            HfApi().dataset_info(GLM_HUB["repo_id"], timeout=10)
         return Path(hf_hub_download(**GLM_HUB))
     except Exception as e:  # offline, or the hub refuses: one message naming both ways out
         raise DataError(f"benchmark={cfg.name}: the length-controlled win rate needs alpaca_eval's df_gamed.csv, not "

@@ -14,6 +14,7 @@ import numpy as np
 
 from fac_lightning.checks import at_least
 from fac_lightning.features.table import Span
+from fac_lightning.files import read_rows
 from fac_lightning.generation import Generator, SamplingParams
 from fac_lightning.relevance import RELEVANCE, RelevanceConfig, RelevanceMethod
 
@@ -92,8 +93,7 @@ class LLMJudge:
     def _read_cache(self) -> dict[int, dict]:
         if not self.cache_file or not self.cache_file.exists():
             return {}
-        records = [json.loads(line) for line in self.cache_file.read_text().splitlines() if line.strip()]
-        return {r["feature"]: r for r in records if r["judge"] == self.key}
+        return {r["feature"]: r for r in read_rows(self.cache_file) if r["judge"] == self.key}
 
     def _ask(self, system: str, user: str) -> str:
         return self.generator.generate([[{"role": "system", "content": system}, {"role": "user", "content": user}]],

@@ -34,7 +34,6 @@ for formats other than preference pairs only SAO's prompt stage applies (its res
 A/B or classifier counterpart), answered question-first.
 """
 
-import gzip
 import hashlib
 import json
 import random
@@ -46,6 +45,7 @@ from pathlib import Path
 from omegaconf import MISSING
 
 from fac_lightning.checks import ConfigError, at_least, require
+from fac_lightning.files import DataError, decoded, read_bytes
 from fac_lightning.generation import SamplingParams
 from fac_lightning.rows.query import clean_query
 from fac_lightning.synthesis import STRATEGIES
@@ -77,9 +77,9 @@ def load_personas(spec: str) -> list[str]:
         raise ConfigError("synthesis.personas", spec, f"{path} does not exist: give a packaged pool "
                           f"({packaged_pools()}) or a .jsonl / .jsonl.gz / .txt file, one persona per line")
     try:
-        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise ConfigError("synthesis.personas", spec, f"{path} cannot be read as (gzipped) UTF-8 text: {e}") from None
+        text = decoded(path, read_bytes(path))
+    except DataError as e:
+        raise ConfigError("synthesis.personas", spec, str(e)) from None
     personas = []
     for i, line in enumerate(text.splitlines(), start=1):
         line = line.strip()

@@ -153,14 +153,16 @@ def test_a_local_persona_file_loads_one_persona_per_line(tmp_path, name, text):
 
 @pytest.mark.parametrize("name,text,message", [("missing.jsonl", None, "does not exist"),
                                                ("empty.txt", "\n\n", "holds no persona"),
-                                               ("bad.jsonl", '{"name": "x"}\n', "line 1: .*\"persona\"")])
+                                               ("bad.jsonl", '{"name": "x"}\n', "line 1: .*\"persona\""),
+                                               ("latin1.txt", "A caf\xe9 owner.\n".encode("latin-1"),
+                                                "latin1.txt:1: not UTF-8 text")])
 def test_a_bad_persona_pool_fails_naming_the_key_before_any_model_loads(tmp_path, monkeypatch, name, text, message):
     from fac_lightning import backbone
     from fac_lightning.stages.preflight import preflight
 
     path = tmp_path / name
     if text is not None:
-        path.write_text(text)
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     monkeypatch.setattr(backbone, "load_backbone", lambda *a, **k: pytest.fail("a model loaded"))
     with pytest.raises(ValueError, match=f"synthesis.personas='{re.escape(str(path))}': .*{message}"):
         preflight(compose_config(["task=reward", "synthesis=sao", f"synthesis.personas={path}"]))

@@ -46,6 +46,21 @@ class Judge:
         raise NotImplementedError
 
 
+def annotator_requirements(annotator: str) -> list:
+    """alpaca_eval, and the annotator's config file in it (``evaluators_configs/<name>/configs.yaml``)."""
+    import importlib.util
+
+    from fac_lightning.requirements import EVAL_EXTRA, DataFile, Package
+
+    needed = [Package("benchmark/judge", "alpaca_eval", "alpaca_eval", EVAL_EXTRA)]
+    if importlib.util.find_spec("alpaca_eval") is not None:  # else the package is what fails
+        from alpaca_eval.constants import EVALUATORS_CONFIG_DIR
+
+        needed.append(DataFile("benchmark.judge.annotator", annotator,
+                               Path(EVALUATORS_CONFIG_DIR) / annotator / "configs.yaml", "alpaca_eval's annotator config"))
+    return needed
+
+
 def judge_config(node) -> JudgeConfig:
     """A judge node (a dict, a DictConfig or a judge Config object) as its kind's Config. An unknown kind fails naming
     ``benchmark.judge.kind``; a bad value as ``judge.<key>`` (the benchmark's config adds ``benchmark.``)."""

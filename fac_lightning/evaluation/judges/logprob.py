@@ -18,7 +18,7 @@ from rich.progress import track
 
 from fac_lightning.checks import at_least
 from fac_lightning.config import BackboneConfig
-from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig, cache_dir_of
+from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig, annotator_requirements, cache_dir_of
 
 BACKBONE_CONFS = Path(__file__).resolve().parents[3] / "conf" / "backbone"
 
@@ -40,6 +40,9 @@ class LogprobJudgeConfig(JudgeConfig):
 
     def __post_init__(self):
         at_least(self, 1, "max_answer_tokens")
+
+    def requirements(self, data_dir):
+        return annotator_requirements(self.annotator)
 
 
 def annotator_prompt(annotator: str) -> tuple[str, str, list[str]]:

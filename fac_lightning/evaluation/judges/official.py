@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fac_lightning.checks import ConfigError
-from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig
+from fac_lightning.evaluation.judges import JUDGES, Judge, JudgeConfig, annotator_requirements
 from fac_lightning.generation.openai_compatible import ENV_NAME, OPENAI_API
-from fac_lightning.requirements import EVAL_EXTRA, Endpoint, Package
+from fac_lightning.requirements import Endpoint
 
 
 @dataclass
@@ -34,8 +34,8 @@ class AlpacaEvalJudgeConfig(JudgeConfig):
                               "the API key (e.g. OPENAI_API_KEY), never the key itself")
 
     def requirements(self, data_dir):
-        return [Package("benchmark/judge", "alpaca_eval", "alpaca_eval", EVAL_EXTRA),
-                Endpoint("benchmark.judge.base_url", self.base_url or OPENAI_API)]
+        return [*annotator_requirements(self.annotator), Endpoint("benchmark.judge.base_url",
+                                                                   self.base_url or OPENAI_API)]
 
 
 @JUDGES.register("alpaca_eval", AlpacaEvalJudgeConfig)
