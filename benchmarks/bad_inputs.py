@@ -178,17 +178,6 @@ def broken(requirement, work: Path) -> list[tuple[str, list[str], tuple[str, ...
     raise TypeError(f"no census case for {type(requirement).__name__}")
 
 
-def identity(requirement) -> tuple:
-    """Two runs' requirements that break the same way (the SAE corpus, a task's parts)."""
-    if isinstance(requirement, Source):
-        return "source", requirement.key, requirement.source.local_path
-    if isinstance(requirement, DataFile):
-        return "file", requirement.key, str(requirement.path)
-    if isinstance(requirement, Package):
-        return "package", requirement.module
-    return type(requirement).__name__, requirement.key, getattr(requirement, "value", None)
-
-
 def generated_cases(work: Path) -> tuple[list[Case], list[str]]:
     """The generated cases, and the planned runs that could not be planned (each a line saying why)."""
     config.register_configs()
@@ -201,10 +190,10 @@ def generated_cases(work: Path) -> tuple[list[Case], list[str]]:
             unplanned.append(f"{option} ({entry} {' '.join(overrides)}): {type(e).__name__}: {e}")
             continue
         for requirement in requirements:
-            if identity(requirement) in seen:
-                continue
-            seen.add(identity(requirement))
             for what, extra, hide, expect in broken(requirement, work):
+                if (tuple(extra), hide) in seen:  # broken the same way in an earlier run (the SAE corpus, a part)
+                    continue
+                seen.add((tuple(extra), hide))
                 cases.append(Case(entry, [*overrides, *extra], {}, hide, expect,
                                   f"{option}: {type(requirement).__name__} {what}"))
     return cases, unplanned
@@ -275,14 +264,12 @@ def hand_written_cases(files: dict[str, Path], empty_dir: Path) -> list[Case]:
         ("train.py", [], {"FAC_DATA_DIR": str(empty_dir)}),
         ("train.py", ["relevance=llm_judge", "generator=openai"], {}),
         ("train.py", [*openai, "generator.api_key_env=sk-test-0123456789abcdef"], {}),
-        ("train.py", ["task=reward"], {}),
         ("train.py", ["task=reward", "finetune=reward_head", "benchmark=toxicchat"], {}),
         ("train.py", ["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "synthesis.temperature=-1"], {}),
         ("train.py", ["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "finetune.warmup_ratio=2"], {}),
         ("train.py", ["task=reward", "finetune=reward_head", "benchmark=hh_pairs", "synthesis=seed_only",
                       f"task.parts.seed.sources.0.local_path={files['not_pairs']}", "task.parts.seed.sources.0.skip_rows=0",
                       "task.parts.seed.sources.0.skip_invalid=false"], {}),
-        ("train.py", ["task=sycophancy"], {}),
         ("train.py", ["task=sycophancy", "finetune=caa_vector", "benchmark=toxicchat"], {}),
         ("train.py", ["task=sycophancy", "finetune=caa_vector", "benchmark=caa_ab", "finetune.layer=31"], {}),
         ("train.py", ["task=survival_instinct", "finetune=caa_vector", "benchmark=caa_ab",
