@@ -10,6 +10,7 @@ that is not an object each fail with one ``DataError`` in the form editors and c
 import gzip
 import json
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -84,3 +85,16 @@ def read_rows(path: Path) -> Iterator[dict]:
             except json.JSONDecodeError as e:
                 raise json_error(path, i, e) from None
             yield row_object(path, str(i), row)
+
+
+@lru_cache(maxsize=1024)
+def _all_rows_read(path: Path, mtime_ns: int, size: int) -> None:
+    for _ in read_rows(path):
+        pass
+
+
+def check_rows(path: Path) -> None:
+    """Read every row of a data file, so a decode error is named now; once per version of the file in a process
+    (preflight checks the same mirror files for every run of a sweep)."""
+    stat = path.stat()
+    _all_rows_read(path, stat.st_mtime_ns, stat.st_size)

@@ -16,6 +16,7 @@ table, G-Vendi its row set; two runs share an artifact exactly when everything u
   version did not.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -88,6 +89,15 @@ USES = ("sae", "feature_space", "synthesis", "finetune", "benchmark")
 strategy's rows, the finetune, the benchmark. Each entry point names what it runs (``stages.preflight``)."""
 
 
+def built(stage: Callable[[], Stage]) -> bool:
+    """Whether the stage's artifact exists; False when its name cannot be worked out yet (its data is missing or bad,
+    which the data's own requirement then reports)."""
+    try:
+        return stage().path.exists()
+    except Exception:  # noqa: BLE001 - any failure here is some other requirement's to name
+        return False
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """A run's typed configs, its components (``strategy``, ``finetune``, ``benchmark``, ``generator``: built on first
@@ -142,8 +152,9 @@ class RunPlan:
     def requirements(self, uses: tuple[str, ...], task: str | None = None) -> list:
         """Every file, package and endpoint the run needs (``fac_lightning.requirements``), by what it ``uses``
         (``USES``): the SAE corpus while the SAE is still to be trained, the task parts it reads, and what each used
-        component declares (the generator's where something generates). ``task``: the task a benchmark's model was
-        trained for, where it is not this run's."""
+        component declares (the generator's where something still has to generate: a cached row set or relevance
+        selection needs no server). ``task``: the task a benchmark's model was trained for, where it is not this
+        run's."""
         from fac_lightning.relevance import RELEVANCE
         from fac_lightning.requirements import SavedModel, Source
 
@@ -156,10 +167,10 @@ class RunPlan:
             needed += [Source(f"task.parts.{part}.sources.{i}", s, self.data_dir)
                        for part in self.read_parts("synthesis" in uses)
                        for i, s in enumerate(self.task.parts[part].sources)]
-            generates = RELEVANCE.get(self.relevance.method).cls.uses_generator
+            generates = RELEVANCE.get(self.relevance.method).cls.uses_generator and not built(lambda: self.relevant)
         if "synthesis" in uses:
             needed += self.strategy.requirements(self.data_dir)
-            generates = generates or self.strategy.generative
+            generates = generates or (self.strategy.generative and not built(lambda: self.rows(self.strategy)))
         if generates:
             needed += self.generator.requirements(self.data_dir)
         if "finetune" in uses:

@@ -38,13 +38,12 @@ class DataFile:
     """Read its rows (``files.read_rows``): a file that is not UTF-8 or not JSON lines fails here."""
 
     def check(self) -> None:
-        from fac_lightning.files import read_rows
+        from fac_lightning.files import check_rows
 
         if not self.path.is_file():
             raise ConfigError(self.key, self.value, f"file not found: {self.path} ({self.what})")
         if self.rows:
-            for _ in read_rows(self.path):
-                pass
+            check_rows(self.path)
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,12 @@ class Source:
 
     def check(self) -> None:
         from fac_lightning.data.conversations import check_source, local_file
-        from fac_lightning.files import DataError, read_rows
+        from fac_lightning.files import DataError, check_rows
 
         path = local_file(self.source, self.data_dir)
         if path is not None and path.exists():
-            for _ in read_rows(path) if self.rows else ():
-                pass
+            if self.rows:
+                check_rows(path)
             return
         hub = self.fallback or (self.source if self.source.hub_id else None)
         key, value = (f"{self.key}.local_path", self.source.local_path) if path else (f"{self.key}.hub_id", None)

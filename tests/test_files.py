@@ -38,3 +38,15 @@ def test_a_saved_json_that_is_not_json_names_file_and_line(tmp_path):
         read_json(path)
     path.write_text(json.dumps({"produces": "classifier"}))
     assert read_json(path) == {"produces": "classifier"}
+
+
+def test_check_rows_reads_a_file_again_once_it_changed(tmp_path):
+    from fac_lightning.files import check_rows
+
+    path = tmp_path / "part.jsonl"
+    path.write_text('{"text": "fine"}\n')
+    check_rows(path)
+    check_rows(path)  # the same version: not read again
+    path.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9 au lait"}\n')
+    with pytest.raises(DataError, match=r"part.jsonl:2: not UTF-8 text"):
+        check_rows(path)

@@ -56,6 +56,17 @@ def test_an_endpoint_that_does_not_answer_is_refused_within_the_probe_timeout():
     assert requests == []  # the probe asks for no completion
 
 
+def test_a_cached_row_set_needs_no_generator_server(tmp_path):
+    from fac_lightning.plan import plan
+
+    cfg = compose_config(["generator=openai", "generator.model=m", "generator.base_url=http://127.0.0.1:9/v1"], tmp_path)
+    with pytest.raises(ConfigError, match="generator.base_url"):
+        preflight(cfg, ("sae", "feature_space", "synthesis"))
+    run = plan(cfg)
+    run.rows(run.strategy).path.mkdir(parents=True)  # the row set is built: nothing is generated
+    preflight(cfg, ("sae", "feature_space", "synthesis"))
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["task=sycophancy", "benchmark.path=caa/missing.jsonl.gz"],
      ("benchmark.path='caa/missing.jsonl.gz': file not found: .*caa/missing.jsonl.gz \\(the A/B test items of "
