@@ -76,15 +76,18 @@ def read_rows(path: Path) -> Iterator[dict]:
         return
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        for i, raw in enumerate(f, start=1):
-            line = decoded(path, raw, i)
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise json_error(path, i, e) from None
-            yield row_object(path, str(i), row)
+        try:
+            for i, raw in enumerate(f, start=1):
+                line = decoded(path, raw, i)
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise json_error(path, i, e) from None
+                yield row_object(path, str(i), row)
+        except (gzip.BadGzipFile, EOFError) as e:
+            raise DataError(f"{path}: not a readable gzip file ({e})") from None
 
 
 @lru_cache(maxsize=1024)

@@ -143,10 +143,14 @@ class RunPlan:
     def read_parts(self, synthesis: bool) -> list[str]:
         """The task parts a run reads: the anchor's sides and the seed, and with ``synthesis`` the strategy's part and
         the background part its training set adds."""
+        from fac_lightning.checks import require
+
         parts = list(self.task.REQUIRED_PARTS)
         if synthesis:
             strategy = self.strategy
             parts += [strategy.part, self.task.background_part if strategy.background else None]
+            require(strategy.part is None or strategy.part in self.task.parts, "synthesis.part", strategy.part,
+                    f"task {self.task.name!r} has no such part (task.parts: {list(self.task.parts)})")
         return [p for p in dict.fromkeys(parts) if p is not None]
 
     def requirements(self, uses: tuple[str, ...], task: str | None = None) -> list:

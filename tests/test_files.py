@@ -31,6 +31,13 @@ def test_a_json_file_names_the_line_of_a_decode_error_and_a_row_that_is_not_an_o
         list(read_rows(lines))
 
 
+def test_a_gzip_file_that_is_not_gzip_is_named(tmp_path):
+    path = tmp_path / "part.jsonl.gz"
+    path.write_text('{"text": "plain text behind a .gz name"}\n')
+    with pytest.raises(DataError, match=r"part.jsonl.gz: not a readable gzip file"):
+        list(read_rows(path))
+
+
 def test_a_saved_json_that_is_not_json_names_file_and_line(tmp_path):
     path = tmp_path / "model.json"
     path.write_text('{\n  "produces": "classifier",\n  "kind": \n}')

@@ -22,9 +22,10 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 """An environment variable's name, as shells write them (an API key, e.g. ``sk-…``, is not one)."""
 
 NO_KEY = "EMPTY"
+"""Sent when ``api_key_env`` is unset (the client needs some key; a local ``vllm serve`` checks none)."""
+
 OPENAI_API = "https://api.openai.com/v1"
 """OpenAI's own endpoint (the official AlpacaEval judge's default)."""
-"""Sent when ``api_key_env`` is unset (the client needs some key; a local ``vllm serve`` checks none)."""
 
 
 class GeneratorError(RuntimeError):

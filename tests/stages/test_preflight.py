@@ -83,6 +83,12 @@ def test_a_benchmark_file_that_is_missing_fails_before_any_stage(overrides, mess
         preflight(compose_config(overrides))
 
 
+def test_a_task_part_that_does_not_exist_is_named():
+    with pytest.raises(ConfigError, match="synthesis.part='nonexistent': task 'reward' has no such part "
+                                          "\\(task.parts: \\['anchor_positive'"):
+        preflight(compose_config(["task=reward", "synthesis=full_dataset", "synthesis.part=nonexistent"]))
+
+
 def test_a_data_file_that_is_not_utf8_or_not_rows_is_named_with_its_line(tmp_path):
     latin1 = tmp_path / "seed.jsonl"
     latin1.write_bytes('{"text": "a caf\xe9 crime", "label": 1}\n'.encode("latin-1"))
