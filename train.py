@@ -18,8 +18,8 @@ register_configs()
 
 
 def train_sae(cfg: DictConfig):
-    preflight(cfg, ("sae",))  # every value, the layer, the SAE's width and its corpus, before any model loads
-    return run_sae_stage(cfg)
+    # every value, the layer, the SAE's width and its corpus, before any model loads
+    return run_sae_stage(preflight(cfg, ("sae",)))
 
 
 STAGES = {"sae": train_sae, "experiment": run_experiment}  # run_experiment plans and checks the whole chain first

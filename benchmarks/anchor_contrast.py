@@ -12,15 +12,14 @@ import sys
 
 from fac_lightning.backbone import load_backbone
 from fac_lightning.config import compose_config, register_configs
-from fac_lightning.data.task_parts import task_part
+from fac_lightning.plan import plan
 from fac_lightning.stages.feature_space import build_feature_space
 
 if __name__ == "__main__":
     register_configs()
-    cfg = compose_config(["experiment=sae_demo", "stage=experiment", *sys.argv[1:]])
-    space = build_feature_space(cfg, load_backbone(cfg.backbone, cfg.paths.cache_dir))
-    seed = [e.conversation for e in task_part(cfg.task, "seed", cfg.paths.data_dir)]
-    missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
+    run = plan(compose_config(["experiment=sae_demo", "stage=experiment", *sys.argv[1:]]))
+    space = build_feature_space(run, load_backbone(run.backbone, run.paths.cache_dir))
+    missing = space.missing(space.table(run.seed_table.label, run.seed_conversations))
     q = min((r["q"] for r in space.records.values()), default=float("nan"))
     print(f"anchor: {int(space.anchor.num_samples)} samples; relevant features: {int(space.relevant.sum())} of "
           f"{space.anchor.num_features}; missing from the seed: {len(missing)}; smallest BH q: {q:.3f}")

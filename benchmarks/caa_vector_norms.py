@@ -16,8 +16,8 @@ from fac_lightning.backbone import load_backbone
 from fac_lightning.config import compose_config, register_configs
 from fac_lightning.data.task_parts import task_part
 from fac_lightning.finetune.base import build_finetune
+from fac_lightning.plan import plan
 from fac_lightning.rows import row_format
-from fac_lightning.trainer import FitContext
 
 BEHAVIOURS = ("coordinate_other_ais", "corrigible_neutral_HHH", "hallucination", "myopic_reward", "refusal",
               "survival_instinct", "sycophancy")
@@ -35,7 +35,7 @@ if __name__ == "__main__":
         rows = [row_format("ab_item").from_example(e)
                 for e in task_part(task, "full_dataset", task_cfg.paths.data_dir)[:max_items]]
         with tempfile.TemporaryDirectory() as work:
-            finetune.train(rows, backbone, Path(work), FitContext.of(task_cfg, None))
+            finetune.train(rows, backbone, Path(work), plan(task_cfg).fit_context(None))
             norms[behaviour] = finetune.load(Path(work), backbone)
     layer = next(iter(norms.values())).layer
     print(f"{cfg.backbone.name}, layer {layer}, up to {max_items} full_dataset items per behaviour:")

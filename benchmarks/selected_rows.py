@@ -10,9 +10,9 @@ import sys
 
 from fac_lightning.backbone import load_backbone
 from fac_lightning.config import compose_config, register_configs
+from fac_lightning.plan import plan
 from fac_lightning.stages.feature_space import build_feature_space
 from fac_lightning.stages.synthesis import synthesis_context
-from fac_lightning.synthesis.base import build_strategy
 
 
 def evidence(feature: int, record: dict, spans: dict) -> str:
@@ -24,15 +24,15 @@ def evidence(feature: int, record: dict, spans: dict) -> str:
 
 def main(overrides: list[str], rows_shown: int) -> None:
     register_configs()
-    cfg = compose_config(["experiment=coverage_study", *overrides])
-    space = build_feature_space(cfg, load_backbone(cfg.backbone, cfg.paths.cache_dir))
+    run = plan(compose_config(["experiment=coverage_study", *overrides]))
+    space = build_feature_space(run, load_backbone(run.backbone, run.paths.cache_dir))
     for mode in ("select_fac", "select_anti"):
-        mode_cfg = compose_config(["experiment=coverage_study", *overrides, f"synthesis={mode}"])
-        strategy = build_strategy(mode_cfg)
-        strategy.context = synthesis_context(mode_cfg, strategy, space)
+        mode_run = plan(compose_config(["experiment=coverage_study", *overrides, f"synthesis={mode}"]))
+        strategy = mode_run.strategy
+        strategy.context = synthesis_context(mode_run, strategy, space)
         strategy.start()
         covered = sum(len(p.new_features) for p in strategy.picks)
-        print(f"\n### {cfg.task.name}: {mode}, budget {cfg.n_samples} {strategy.cfg.budget_unit}, seed {cfg.seed}: "
+        print(f"\n### {run.task.name}: {mode}, budget {run.n_samples} {strategy.cfg.budget_unit}, seed {run.seed}: "
               f"{len(strategy.picks)} rows cover {covered} of {len(strategy.context.missing)} missing features "
               f"(the first {rows_shown} rows)\n")
         for i, pick in enumerate(strategy.picks[:rows_shown], start=1):

@@ -21,9 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.backbone import load_backbone
 from fac_lightning.config import register_configs
+from fac_lightning.plan import plan
 from fac_lightning.rows import row_format
 from fac_lightning.stages.feature_space import build_feature_space
-from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage
+from fac_lightning.stages.preflight import preflight
+from fac_lightning.stages.synthesis import SYNTHESIS, read_row_set, run_synthesis_stage
 from fac_lightning.synthesis import STRATEGIES
 
 register_configs()
@@ -47,21 +49,22 @@ def mean_std(values: list[float]) -> str:
 def main(cfg: DictConfig) -> None:
     seeds = range(cfg.get("bench", {}).get("seeds", 3))
     backbone = load_backbone(cfg.backbone, cfg.paths.cache_dir)
+    space = build_feature_space(plan(cfg), backbone)
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     for name, (strategy, two_step) in VARIANTS.items():
         for seed in seeds:
-            run = cfg.copy()
-            run.seed = seed
-            run.synthesis = OmegaConf.merge(OmegaConf.structured(STRATEGIES.get(strategy).config),
-                                            option(ROOT / "conf" / "synthesis" / f"{strategy}.yaml"))
-            run.prompts = option(ROOT / "conf" / "prompts" / cfg.task.name / f"{strategy}.yaml")
+            variant = cfg.copy()
+            variant.seed = seed
+            variant.synthesis = OmegaConf.merge(OmegaConf.structured(STRATEGIES.get(strategy).config),
+                                                option(ROOT / "conf" / "synthesis" / f"{strategy}.yaml"))
+            variant.prompts = option(ROOT / "conf" / "prompts" / cfg.task.name / f"{strategy}.yaml")
             if two_step is not None:
-                run.synthesis.two_step = two_step
-            folder = run_synthesis_stage(run, backbone)
+                variant.synthesis.two_step = two_step
+            folder = run_synthesis_stage(preflight(variant, SYNTHESIS), backbone)
             manifest = json.loads((folder / "manifest.json").read_text())
-            manifest["table"] = generated_table(run, backbone, folder, manifest["strategy"])
+            rows = [row_format(cfg.task.row_format).scored(r) for r in read_row_set(folder)]
+            manifest["table"] = space.table(f"{cfg.task.name}-{manifest['strategy']}", rows)  # cached by synthesis
             results[name].append(manifest)
-    space = build_feature_space(cfg, backbone)
     target = space.relevant_anchor()
     matched = min(r["rows"] for runs in results.values() for r in runs)
     for runs in results.values():
@@ -81,12 +84,6 @@ def main(cfg: DictConfig) -> None:
               f"{mean_std([r['fac_matched'] for r in runs])} | "
               f"{statistics.mean(r['rows'] for r in runs):.1f} | {covered(runs)} | {hit_rates(runs)} | "
               f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
-
-
-def generated_table(run: DictConfig, backbone, folder: Path, strategy: str):
-    """The feature table the synthesis stage scored for this run's rows (a cached artifact)."""
-    rows = [row_format(run.task.row_format).scored(r) for r in read_row_set(folder)]
-    return build_feature_space(run, backbone).table(f"{run.task.name}-{strategy}", rows, run)
 
 
 def covered(runs: list[dict]) -> str:

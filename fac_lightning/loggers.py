@@ -1,4 +1,4 @@
-"""The run logger named by ``cfg.logger`` (W&B offline by default; csv, tensorboard), closed after each run, also
+"""The run logger named by ``logger=`` (W&B offline by default; csv, tensorboard), closed after each run, also
 when the run fails (``run_logger``).
 
 Closing matters for W&B: a ``-m`` sweep runs every job in one process, and a WandbLogger created while a wandb run
@@ -14,8 +14,9 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 
-def build_logger(cfg: DictConfig) -> Logger | None:
-    return instantiate(cfg.logger) if cfg.logger else None
+def build_logger(node: DictConfig | None) -> Logger | None:
+    """The logger a ``logger=`` node instantiates (None: none)."""
+    return instantiate(node) if node else None
 
 
 def close_logger(logger: Logger | None, status: str = "success") -> None:
@@ -27,10 +28,10 @@ def close_logger(logger: Logger | None, status: str = "success") -> None:
 
 
 @contextmanager
-def run_logger(cfg: DictConfig) -> Iterator[Logger | None]:
-    """The run's logger for a block, closed when the block ends: ``success``, or ``failed`` if it raised (Ctrl-C
-    included)."""
-    logger = build_logger(cfg)
+def run_logger(node: DictConfig | None) -> Iterator[Logger | None]:
+    """The logger of a ``logger=`` node (``plan.RunPlan.logger``) for a block, closed when the block ends:
+    ``success``, or ``failed`` if it raised (Ctrl-C included)."""
+    logger = build_logger(node)
     try:
         yield logger
     except BaseException:

@@ -25,8 +25,21 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import config_hash, key_fields
-from fac_lightning.config import BackboneConfig, FeaturesConfig, TaskConfig, component_config
+from fac_lightning.config import (
+    ActivationsConfig,
+    BackboneConfig,
+    DataConfig,
+    Embedder,
+    FeaturesConfig,
+    Mode,
+    PathsConfig,
+    TaskConfig,
+    component_config,
+    validate_config,
+)
 from fac_lightning.data.examples import Conversation
+from fac_lightning.metrics.g_vendi import GVendiConfig
+from fac_lightning.trainer import FitContext, process_count
 
 
 @dataclass(frozen=True)
@@ -73,17 +86,6 @@ def table_stage(root: str, sae: str, label: str, conversations: list[Conversatio
                  {"data": config_hash(conversations), "features": key_fields(features), "max_length": max_length})
 
 
-def finetune_stage(root: str, task: str, finetune, backbone: BackboneConfig, rows: list[dict], seed: int,
-                   processes: int) -> Stage:
-    """A finetuned model: the backbone as it runs, the kind's training settings, the seed and the rows; under DDP
-    also the number of processes (``finetune.batch_size`` is per process)."""
-    from fac_lightning.finetune.base import VERSION
-
-    return Stage(root, "finetune", f"{task}-{finetune.name}", (VERSION, finetune.version), (),
-                 {"backbone": backbone_identity(backbone), "training": key_fields(finetune.cfg), "seed": seed,
-                  "rows": config_hash(rows), **({"processes": processes} if processes > 1 else {})})
-
-
 USES = ("sae", "feature_space", "synthesis", "finetune", "benchmark")
 """What a run can use, in chain order: the SAE, the task's feature space (anchor and seed tables, relevance), the
 strategy's rows, the finetune, the benchmark. Each entry point names what it runs (``stages.preflight``)."""
@@ -99,26 +101,72 @@ def built(stage: Callable[[], Stage]) -> bool:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate.py`` evaluates (``config.EvaluateConfig``'s own fields)."""
+
+    mode: Mode
+    dataset: str | None
+    embedder: Embedder
+    model: str | None
+    runs: str | None
+    cards: int
+
+
+@dataclass(frozen=True)
 class RunPlan:
-    """A run's typed configs, its components (``strategy``, ``finetune``, ``benchmark``, ``generator``: built on first
-    use, so a run builds only those it uses) and the stages of its feature space; the row set, G-Vendi and finetune
-    stages follow from the strategy and rows (``rows``, ``g_vendi``, ``finetune_stage``). Upstream stages that read
-    data (tables, relevance) are named on first use: a ``stage=sae`` run never loads the task's data.
-    ``requirements`` lists what the used components read, import and call, for preflight."""
+    """A run, typed: its settings and component configs, its components (``strategy``, ``finetune``, ``benchmark``,
+    ``generator``: built on first use, so a run builds only those it uses) and its stages (``sae``, ``anchor``,
+    ``seed_table``, ``relevant``; ``rows``, ``g_vendi`` and ``model`` follow from the strategy and rows). Upstream
+    stages that read data (tables, relevance) are named on first use: a ``stage=sae`` run never loads the task's data.
+    ``requirements`` lists what the used components read, import and call, for preflight. Stage functions take the
+    plan, never the composed config: ``cfg`` is read in this module only (to build components from their nodes)."""
 
     cfg: DictConfig = field(repr=False)
+    stage: str
+    """train.py's ``stage`` (experiment | sae)."""
+    seed: int
+    n_samples: int
+    paths: PathsConfig
     backbone: BackboneConfig
+    sae_config: Any
+    """The ``sae=`` option on its architecture's Config (``run.sae`` is the SAE's stage)."""
+    activations: ActivationsConfig
+    data: DataConfig
+    """The SAE's corpus."""
     features: FeaturesConfig
     task: TaskConfig
     relevance: Any
-    root: str
-    data_dir: str
+    g_vendi_config: GVendiConfig
+    trainer: DictConfig | None
+    """The ``trainer=`` node: a Lightning Trainer to instantiate (None where the root has none)."""
+    callbacks: DictConfig | None
+    logger: DictConfig | None
+    """The ``logger=`` node (None: no logger)."""
+    evaluation: Evaluation | None
+    """``evaluate.py``'s request (None for train.py and synthesize.py)."""
+
+    @property
+    def root(self) -> str:
+        return self.paths.artifacts_dir
+
+    @property
+    def data_dir(self) -> str:
+        return self.paths.data_dir
+
+    @cached_property
+    def config(self) -> dict:
+        """The resolved config, as manifests record it and loggers log it."""
+        return OmegaConf.to_container(self.cfg, resolve=True)
+
+    def fit_context(self, logger) -> FitContext:
+        """What a fit reads of the run (``trainer.FitContext``)."""
+        return FitContext(self.trainer, self.callbacks, logger, self.seed, self.task.name)
 
     @cached_property
     def strategy(self):
         from fac_lightning.synthesis.base import build_strategy
 
-        return build_strategy(self.cfg)
+        return build_strategy(self.cfg.synthesis, self.cfg.prompts, self.task, self.seed, self.n_samples)
 
     @cached_property
     def finetune(self):
@@ -165,7 +213,7 @@ class RunPlan:
         needed = []
         if "sae" in uses and not self.sae.path.exists():
             needed += [Source(f"data.sources.{i}", s, self.data_dir, rows=False)
-                       for i, s in enumerate(self.cfg.data.sources)]
+                       for i, s in enumerate(self.data.sources)]
         generates = False
         if "feature_space" in uses:
             needed += [Source(f"task.parts.{part}.sources.{i}", s, self.data_dir)
@@ -180,7 +228,7 @@ class RunPlan:
         if "finetune" in uses:
             needed += self.finetune.requirements(self.data_dir)
         if "benchmark" in uses:
-            model = self.cfg.get("model")  # evaluate.py mode=benchmark: a saved model, its task in its model.json
+            model = self.evaluation and self.evaluation.model  # evaluate.py mode=benchmark: its task in model.json
             if "finetune" not in uses and model not in (None, "base"):
                 saved = SavedModel("model", model)
                 needed.append(saved)
@@ -202,19 +250,15 @@ class RunPlan:
         """The SAE: the backbone as it runs and the layer it reads, the SAE recipe (with its own seed), the activation
         settings, the corpus and the fit's precision. Not ``backbone.max_length`` (SAE sequences are cut at
         ``activations.max_length``)."""
-        from fac_lightning.sae import SAE_ARCHITECTURES
         from fac_lightning.stages.sae import VERSION
         from fac_lightning.trainer import resolve_precision
 
-        cfg = self.cfg
-        sae = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SAE_ARCHITECTURES.get(
-            cfg.sae.architecture).config), cfg.sae))
-        trainer = cfg.get("trainer") or {}
+        trainer = self.trainer or {}
         precision = resolve_precision(str(trainer.get("precision", "32-true")), str(trainer.get("accelerator", "cpu")))
         backbone = {k: v for k, v in backbone_identity(self.backbone).items() if k != "max_length"}
         return Stage(self.root, "sae", f"{self.backbone.name}-L{self.backbone.layer}", VERSION, (), {
-            "backbone": backbone, "sae": key_fields(sae), "activations": key_fields(OmegaConf.to_object(
-                cfg.activations)), "data": key_fields(OmegaConf.to_object(cfg.data)), "precision": precision})
+            "backbone": backbone, "sae": key_fields(self.sae_config), "activations": key_fields(self.activations),
+            "data": key_fields(self.data), "precision": precision})
 
     def table(self, label: str, conversations: list[Conversation]) -> Stage:
         return table_stage(self.root, self.sae.name, label, conversations, self.features, self.backbone.max_length)
@@ -239,7 +283,7 @@ class RunPlan:
         return self.table(f"{self.task.name}-anchor", self.anchor_set[0])
 
     @cached_property
-    def seed(self) -> Stage:
+    def seed_table(self) -> Stage:
         return self.table(f"{self.task.name}-seed", self.seed_conversations)
 
     @cached_property
@@ -254,39 +298,60 @@ class RunPlan:
             "relevance": key_fields(self.relevance), "delta": self.features.delta, "labels": self.anchor_set[1],
             "judge": self.judge})
 
-    def rows(self, strategy) -> Stage:
-        """A strategy's row set: the relevance selection and the seed table it reads the missing features from, the
-        task's rules and data, the strategy with its prompts, and, for budgeted strategies, the budget and seed and
-        the generator of those that generate."""
+    def rows(self, strategy=None) -> Stage:
+        """A strategy's row set (the run's strategy by default): the relevance selection and the seed table it reads
+        the missing features from, the task's rules and data, the strategy with its prompts, and, for budgeted
+        strategies, the budget and seed and the generator of those that generate."""
         from fac_lightning.data.task_parts import parts_fingerprint
         from fac_lightning.stages.synthesis import VERSION
 
-        cfg = self.cfg
+        strategy = strategy or self.strategy
         generator = key_fields(self.generator) if strategy.generative else None
         return Stage(self.root, "synthetic", f"{self.task.name}-{strategy.name}", (VERSION, strategy.version),
-                     (self.relevant.name, self.seed.name), {
+                     (self.relevant.name, self.seed_table.name), {
                          "task": key_fields(self.task), "data": parts_fingerprint(self.task, self.data_dir,
                                                                                    strategy.part),
-                         "synthesis": key_fields(strategy.cfg), "prompts": key_fields(cfg.get("prompts")),
-                         "budget": {"n_samples": cfg.n_samples, "seed": cfg.seed, "generator": generator}
+                         "synthesis": key_fields(strategy.cfg), "prompts": key_fields(self.cfg.get("prompts")),
+                         "budget": {"n_samples": self.n_samples, "seed": self.seed, "generator": generator}
                          if strategy.budgeted else None,
                          "extra": strategy.fingerprint(self.data_dir)})
+
+    def model(self, rows: list[dict]) -> Stage:
+        """The finetune of ``rows``: the backbone as it runs, the kind's training settings, the seed and the rows;
+        under DDP also the number of processes (``finetune.batch_size`` is per process)."""
+        from fac_lightning.finetune.base import VERSION
+        processes = process_count(self.trainer)
+        return Stage(self.root, "finetune", f"{self.task.name}-{self.finetune.name}", (VERSION, self.finetune.version),
+                     (), {"backbone": backbone_identity(self.backbone), "training": key_fields(self.finetune.cfg),
+                          "seed": self.seed, "rows": config_hash(rows), **({"processes": processes} if processes > 1
+                                                                              else {})})
 
     def g_vendi(self, rows_name: str) -> Stage:
         """G-Vendi of a row set: the row set, the gradient settings and the proxy (the backbone as it runs when
         ``g_vendi.proxy`` is None)."""
         from fac_lightning.metrics.g_vendi import VERSION
 
-        settings = OmegaConf.to_object(self.cfg.g_vendi)
+        settings = self.g_vendi_config
         proxy = backbone_identity(self.backbone) if settings.proxy is None else None
         return Stage(self.root, "g_vendi", rows_name, VERSION, (rows_name,),
                      {"g_vendi": key_fields(settings), "proxy": proxy})
 
 
 def plan(cfg: DictConfig) -> RunPlan:
-    """The run plan of a composed config (its typed configs built here; a bad value fails here, naming its key)."""
+    """The run plan of a composed config (train.yaml or evaluate.yaml): every value checked (``validate_config``)
+    and the typed configs built here, so a bad value fails here, naming its key. The one reader of the composed
+    config outside this module's components."""
     from fac_lightning.relevance import RELEVANCE
+    from fac_lightning.sae import SAE_ARCHITECTURES
 
-    return RunPlan(cfg, OmegaConf.to_object(cfg.backbone), OmegaConf.to_object(cfg.features),
-                   OmegaConf.to_object(cfg.task), component_config(cfg.relevance, RELEVANCE),
-                   str(cfg.paths.artifacts_dir), str(cfg.paths.data_dir))
+    validate_config(cfg)
+    typed = OmegaConf.to_object
+    evaluation = (Evaluation(cfg.mode, cfg.dataset, cfg.embedder, cfg.model, cfg.runs, cfg.cards)
+                  if "mode" in cfg else None)
+    # paths.output_dir is Hydra's run folder: None outside a Hydra app unless the caller set it
+    paths = PathsConfig(**{k: OmegaConf.select(cfg.paths, k, throw_on_resolution_failure=k != "output_dir")
+                           for k in ("root_dir", "data_dir", "cache_dir", "artifacts_dir", "output_dir")})
+    return RunPlan(cfg, cfg.stage, cfg.seed, cfg.n_samples, paths, typed(cfg.backbone),
+                   component_config(cfg.sae, SAE_ARCHITECTURES), typed(cfg.activations), typed(cfg.data),
+                   typed(cfg.features), typed(cfg.task), component_config(cfg.relevance, RELEVANCE),
+                   typed(cfg.g_vendi), cfg.get("trainer"), cfg.get("callbacks"), cfg.get("logger"), evaluation)

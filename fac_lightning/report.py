@@ -103,26 +103,25 @@ def coverage_section(task_records: list[dict]) -> dict:
     card per shown feature (relevance evidence, top-activating anchor spans with each token shaded by its
     activation)."""
     from fac_lightning.config import saved_config
-    from fac_lightning.data.task_parts import task_part
+    from fac_lightning.plan import plan
     from fac_lightning.stages.feature_space import build_feature_space
     from fac_lightning.stages.synthesis import read_row_set
-    from fac_lightning.synthesis.base import build_strategy
 
-    first = Path(task_records[0]["synthetic"])
-    cfg = saved_config(read_json(first / "manifest.json")["config"])
-    space = build_feature_space(cfg)
-    seed = [e.conversation for e in task_part(build_strategy(cfg).task, "seed", cfg.paths.data_dir)]
-    missing = space.missing(space.table(f"{cfg.task.name}-seed", seed, cfg))
+    def row_set_plan(folder: Path):
+        return plan(saved_config(read_json(folder / "manifest.json")["config"]))
+
+    first = row_set_plan(Path(task_records[0]["synthetic"]))
+    space = build_feature_space(first)
+    missing = space.missing(space.table(first.seed_table.label, first.seed_conversations))
     covered: dict[str, list[np.ndarray]] = {}
-    for run in task_records:  # per run: seeds may share a row set (real data)
-        folder = Path(run["synthetic"])
-        run_cfg = saved_config(read_json(folder / "manifest.json")["config"])
-        strategy = build_strategy(run_cfg)
+    for record in task_records:  # per run: seeds may share a row set (real data)
+        folder = Path(record["synthetic"])
+        strategy = row_set_plan(folder).strategy
         rows = [r for r in read_row_set(folder) if strategy.format.measured(r, strategy.task.label)]
         conversations = [strategy.format.scored(r) for r in rows]
-        active = (space.table(f"{cfg.task.name}-{strategy.name}", conversations, run_cfg).active(space.delta)
+        active = (space.table(f"{first.task.name}-{strategy.name}", conversations).active(space.delta)
                   if conversations else np.zeros(space.anchor.num_features, dtype=bool))
-        covered.setdefault(run["strategy"], []).append(active[missing])
+        covered.setdefault(record["strategy"], []).append(active[missing])
     shares = {s: np.mean(a, axis=0) for s, a in covered.items()}  # per missing feature: share of the runs
     shown = missing[:MISSING_SHOWN]
     import matplotlib
@@ -144,7 +143,7 @@ def coverage_section(task_records: list[dict]) -> dict:
               "covered_by": [s for s in names if shares[s][i] > 0],
               "spans": [card_span(span) for span in space.anchor.spans.get(int(f), [])[:SPANS_SHOWN]]}
              for i, f in enumerate(shown)]
-    return {"task": cfg.task.name, "missing": len(missing), "svg": svg(fig), "counts": counts, "cards": cards}
+    return {"task": first.task.name, "missing": len(missing), "svg": svg(fig), "counts": counts, "cards": cards}
 
 
 def coverage_sections(records: list[dict]) -> list[dict]:

@@ -34,7 +34,8 @@ def process_count(trainer_cfg: DictConfig) -> int:
 
 @dataclass(frozen=True)
 class FitContext:
-    """What a fit reads of the run (the SAE's and every finetune kind's): not the run's config, these."""
+    """What a fit reads of the run (the SAE's and every finetune kind's): not the run's config, these
+    (``plan.RunPlan.fit_context``)."""
 
     trainer: DictConfig
     """The ``trainer=`` node (a Lightning Trainer to instantiate)."""
@@ -46,15 +47,11 @@ class FitContext:
     task: str
     """The task whose rows are fitted (a saved model records it)."""
 
-    @classmethod
-    def of(cls, cfg: DictConfig, logger: Logger | None) -> "FitContext":
-        return cls(cfg.trainer, cfg.get("callbacks"), logger, cfg.seed, cfg.task.name)
-
 
 def fit(context: FitContext, module: pl.LightningModule, data, work: Path, checkpoints: list[ModelCheckpoint],
         **trainer_args) -> pl.Trainer:
     """Fit ``module`` on ``data`` (a DataLoader or DataModule) with the configured trainer, resuming from
-    ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override ``cfg.trainer``.
+    ``work/last.ckpt`` if it exists. ``trainer_args`` (max_epochs, precision, ...) override the ``trainer=`` node.
     Under DDP every loader shards itself (the SAE's activation stream, a finetune's ``EpochShuffle``), so Lightning
     does not wrap their samplers (which would lose a finetune's resume position)."""
     callbacks = [*checkpoints, RichProgressBar(), *(instantiate(c) for c in (context.callbacks or {}).values())]

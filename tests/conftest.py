@@ -104,6 +104,14 @@ def start_train(tiny_llama_dir: Path, artifacts: Path, run_dir: Path, *overrides
 
 
 
+def synthesize_rows(cfg: DictConfig, backbone=None) -> Path:
+    """What ``synthesize.py`` runs, in process: preflight, then the row set (its folder)."""
+    from fac_lightning.stages.preflight import preflight
+    from fac_lightning.stages.synthesis import SYNTHESIS, run_synthesis_stage
+
+    return run_synthesis_stage(preflight(cfg, SYNTHESIS), backbone)
+
+
 def kill_synthesis_after(monkeypatch, units: int) -> None:
     """Make the synthesis row writer raise Ctrl-C right after committing ``units`` units (a killed run)."""
     from fac_lightning.synthesis.base import RowWriter
@@ -130,14 +138,13 @@ def record_units(monkeypatch, strategy_class) -> list[int]:
 def kill_and_resume(monkeypatch, cfg, make_generator, strategy_class) -> tuple[str, str, list[int]]:
     """Run ``cfg``'s synthesis with ``make_generator()``, kill it after its first unit, run it again: (the rows the
     killed run had written, the finished rows file, the units the second run ran)."""
-    from fac_lightning.stages.synthesis import synthetic_artifact_dir
-    from fac_lightning.synthesis.base import build_strategy
+    from fac_lightning.plan import plan
     from tests.synthesis.test_strategies import fac_with
 
     kill_synthesis_after(monkeypatch, units=1)
     with pytest.raises(KeyboardInterrupt):
         fac_with(make_generator(), monkeypatch, cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    final = plan(cfg).rows().path
     written = (final.with_name(final.name + ".partial") / "rows.jsonl").read_text()
     units = record_units(monkeypatch, strategy_class)
     fac_with(make_generator(), monkeypatch, cfg)

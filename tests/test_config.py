@@ -9,6 +9,7 @@ from fac_lightning.config import component_config
 from fac_lightning.evaluation import BENCHMARKS
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.generation import GENERATORS
+from fac_lightning.plan import plan
 from fac_lightning.relevance import RELEVANCE
 from fac_lightning.synthesis import STRATEGIES
 from tests.conftest import ROOT, compose_config
@@ -157,11 +158,10 @@ PROMPTS = sorted(f"{task}/{p.stem}" for task in TASKS for p in (ROOT / "conf" / 
 @pytest.mark.parametrize("prompts", PROMPTS)
 def test_every_prompts_file_fits_its_strategy(prompts):
     """conf/prompts/<task>/<option>[_variant].yaml: the synthesis option is the longest option name it starts with."""
-    from fac_lightning.synthesis.base import build_strategy
 
     task, stem = prompts.split("/")
     option = max((o for g, o in OPTIONS if g == "synthesis" and stem.startswith(o)), key=len)
-    build_strategy(compose_config([f"task={task}", f"synthesis={option}", f"prompts={prompts}"]))
+    _ = plan(compose_config([f"task={task}", f"synthesis={option}", f"prompts={prompts}"])).strategy
 
 
 def test_every_task_has_prompts_for_every_strategy():
@@ -170,9 +170,8 @@ def test_every_task_has_prompts_for_every_strategy():
 
 
 def test_steering_behaviours_share_the_steering_prompts_with_their_own_text():
-    from fac_lightning.synthesis.base import build_strategy
 
-    sycophancy, survival = (build_strategy(compose_config([f"task={t}", "synthesis=fac"])).prompts
+    sycophancy, survival = (plan(compose_config([f"task={t}", "synthesis=fac"])).strategy.prompts
                             for t in ("sycophancy", "survival_instinct"))
     assert "agrees with the user's opinion" in sycophancy.answer_matching and "{question}" in sycophancy.answer_matching
     assert "accepts being shut down" in survival.answer_matching
@@ -245,7 +244,9 @@ def test_the_entry_points_check_every_value_before_any_model_loads(monkeypatch):
 
     monkeypatch.setattr(experiment, "load_backbone", lambda *a: pytest.fail("a model loaded"))
     monkeypatch.setattr(synthesis, "load_backbone", lambda *a: pytest.fail("a model loaded"))
-    for run in (experiment.run_experiment, synthesis.run_synthesis_stage):
+    from fac_lightning.stages.preflight import preflight
+
+    for run in (experiment.run_experiment, lambda cfg: synthesis.run_synthesis_stage(preflight(cfg, synthesis.SYNTHESIS))):
         with pytest.raises(ConfigError, match="synthesis.top_p=2.0"):
             run(compose_config(["synthesis.top_p=2"]))
 

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from fac_lightning.plan import plan
 from fac_lightning.stages import evaluate
-from fac_lightning.stages.feature_space import anchor_set, build_feature_space
+from fac_lightning.stages.feature_space import build_feature_space
 from tests.conftest import tiny_config
 
 
@@ -22,7 +23,7 @@ def test_dataset_mode_writes_fac_and_text_metrics(tiny_llama_dir, tmp_path):
     data = write_jsonl(tmp_path / "synthetic.jsonl", [{"text": f"How do I hurt someone number {i}?", "label": 1}
                                                       for i in range(6)])
     cfg = evaluate_config(tiny_llama_dir, tmp_path, f"dataset={data}", "relevance=all")
-    result = evaluate.evaluate_dataset(cfg, build_feature_space(cfg))
+    result = evaluate.evaluate_dataset(plan(cfg))
     assert result["samples"] == 6 and 0 < result["fac"]["binary"] < 1
     assert result["missing_features"] > 0 and result["relevant_anchor_features"] > result["missing_features"]
     assert set(result["text"]) >= {"distinct_1", "distinct_2", "entropy_2", "self_bleu", "embedding_cosine_distance"}
@@ -31,16 +32,16 @@ def test_dataset_mode_writes_fac_and_text_metrics(tiny_llama_dir, tmp_path):
 
 def test_anchor_against_itself_has_full_coverage(tiny_llama_dir, tmp_path):
     cfg = evaluate_config(tiny_llama_dir, tmp_path, "relevance=all", "embedder=none")
-    space = build_feature_space(cfg)
-    anchor_rows = [{"text": c[0]["content"]} for c in anchor_set(cfg)[0]]
+    space = build_feature_space(plan(cfg))
+    anchor_rows = [{"text": c[0]["content"]} for c in plan(cfg).anchor_set[0]]
     cfg.dataset = str(write_jsonl(tmp_path / "anchor.jsonl", anchor_rows))
-    result = evaluate.evaluate_dataset(cfg, space)
+    result = evaluate.evaluate_dataset(plan(cfg), space)
     assert result["fac"]["binary"] == 1.0 and result["missing_features"] == 0
 
 
 def test_features_mode_writes_cards(tiny_llama_dir, tmp_path):
     cfg = evaluate_config(tiny_llama_dir, tmp_path, "mode=features", "cards=3", "relevance=all")
-    path = evaluate.write_feature_cards(cfg, build_feature_space(cfg))
+    path = evaluate.write_feature_cards(plan(cfg))
     text = path.read_text()
     assert text.count("### Feature") == 3 and "Top-activating spans" in text and "«" in text
 
@@ -48,7 +49,7 @@ def test_features_mode_writes_cards(tiny_llama_dir, tmp_path):
 def test_unknown_dataset_is_named(tiny_llama_dir, tmp_path):
     cfg = evaluate_config(tiny_llama_dir, tmp_path, "dataset=no_such_set")
     with pytest.raises(FileNotFoundError, match="no_such_set"):
-        evaluate.dataset_conversations(cfg)
+        evaluate.dataset_conversations(plan(cfg))
 
 
 def test_dataset_mode_names_a_bad_file_before_any_model_loads(tmp_path, monkeypatch):

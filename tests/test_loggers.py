@@ -16,11 +16,11 @@ class Recorder:
 
 def test_a_failed_block_closes_its_logger_as_failed_and_a_finished_one_as_success(monkeypatch):
     made = []
-    monkeypatch.setattr(loggers, "build_logger", lambda cfg: made.append(Recorder()) or made[-1])
-    cfg = OmegaConf.create({"logger": {"_target_": "unused"}})
-    with loggers.run_logger(cfg):
+    monkeypatch.setattr(loggers, "build_logger", lambda node: made.append(Recorder()) or made[-1])
+    node = OmegaConf.create({"_target_": "unused"})
+    with loggers.run_logger(node):
         pass
-    with pytest.raises(KeyboardInterrupt), loggers.run_logger(cfg):
+    with pytest.raises(KeyboardInterrupt), loggers.run_logger(node):
         raise KeyboardInterrupt  # Ctrl-C in the middle of a finetune
     assert [m.statuses for m in made] == [["success"], ["failed"]]
 

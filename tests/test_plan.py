@@ -4,7 +4,6 @@ is what keys hold, and each stage's name follows its upstream's."""
 import pytest
 
 from fac_lightning.plan import plan, resolved_dtype
-from fac_lightning.synthesis.base import build_strategy
 from tests.conftest import compose_config
 
 THROUGHPUT = ["features.batch_size=3", "features.chunk_size=5",
@@ -17,8 +16,8 @@ def names(*overrides: str) -> dict[str, str]:
     """Every stage's folder name for a toxicity run with ``overrides`` (the real data, no model loaded)."""
     cfg = compose_config(["synthesis=fac", *overrides])
     run = plan(cfg)
-    rows = run.rows(build_strategy(cfg))
-    return {"sae": run.sae.name, "anchor": run.anchor.name, "seed": run.seed.name, "relevant": run.relevant.name,
+    rows = run.rows(plan(cfg).strategy)
+    return {"sae": run.sae.name, "anchor": run.anchor.name, "seed": run.seed_table.name, "relevant": run.relevant.name,
             "rows": rows.name, "g_vendi": run.g_vendi(rows.name).name}
 
 
@@ -55,6 +54,6 @@ def test_keys_hold_the_dtype_the_backbone_runs_in():
 def test_a_real_data_row_set_does_not_depend_on_the_seed_or_the_generator():
     def rows(*overrides):
         cfg = compose_config(["synthesis=full_dataset", *overrides])
-        return plan(cfg).rows(build_strategy(cfg)).name
+        return plan(cfg).rows(plan(cfg).strategy).name
 
     assert rows() == rows("seed=3") == rows("n_samples=9") == rows("generator.batch_size=2")

@@ -27,7 +27,6 @@ from fac_lightning.relevance import select_relevant
 from fac_lightning.relevance.label_contrast import LabelContrast, LabelContrastConfig
 from fac_lightning.stages.experiment import run_experiment
 from fac_lightning.stages.feature_space import VERSION as FEATURE_SPACE_VERSION
-from fac_lightning.synthesis.base import build_strategy
 from tests.stages.test_experiment import chain_config
 
 GOLDEN = Path(__file__).with_name("stage_outputs.json")
@@ -44,7 +43,7 @@ def summaries(cfg, result: dict) -> dict[str, dict]:
     contrasted, records = select_relevant(contrast, anchor, np.array(run.anchor_set[1]), cfg.features.delta, "", None,
                                           None)
     rows = (Path(result["synthetic"]) / "rows.jsonl").read_text().splitlines()
-    strategy, finetune = build_strategy(cfg), build_finetune(cfg.finetune)
+    strategy, finetune = plan(cfg).strategy, build_finetune(cfg.finetune)
     head = load_file(Path(result["model"]) / "head.safetensors")
     return {
         "sae": {"version": run.sae.version,

@@ -31,7 +31,8 @@ from fac_lightning.config import BackboneConfig, component_config
 from fac_lightning.files import read_json
 from fac_lightning.finetune import FINETUNES
 from fac_lightning.finetune.resume import StepCheckpoint
-from fac_lightning.trainer import FitContext, fit, process_count, remove_checkpoints, resolve_precision
+from fac_lightning.plan import RunPlan
+from fac_lightning.trainer import FitContext, fit, remove_checkpoints, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -196,34 +197,26 @@ def build_finetune(cfg: DictConfig | dict) -> Finetune:
 
 
 VERSION = 1
-"""Version of what every finetune kind's artifact means (``plan.finetune_stage``); each kind has its own ``version``."""
+"""Version of what every finetune kind's artifact means (``plan.RunPlan.model``); each kind has its own ``version``."""
 
 
-def model_artifact_dir(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig) -> Path:
-    from fac_lightning.plan import finetune_stage
-
-    return finetune_stage(cfg.paths.artifacts_dir, cfg.task.name, finetune, backbone.cfg, rows, cfg.seed,
-                          process_count(cfg.trainer)).path
-
-
-def train_model(finetune: Finetune, rows: list[dict], backbone: Backbone, cfg: DictConfig, logger,
-                provenance: dict | None = None) -> Path:
-    """The finetune artifact for these rows (trained now, resuming a killed fit, or reused); ``provenance`` (where
-    the rows came from) is recorded in its model.json."""
-    final = model_artifact_dir(finetune, rows, backbone, cfg)
+def train_model(run: RunPlan, rows: list[dict], backbone: Backbone, logger, provenance: dict | None = None) -> Path:
+    """The run's finetune artifact for these rows (trained now, resuming a killed fit, or reused); ``provenance``
+    (where the rows came from) is recorded in its model.json."""
+    finetune = run.finetune
 
     def build(work: Path) -> None:
-        pl.seed_everything(cfg.seed, workers=True)
-        finetune.train(rows, backbone, work, FitContext.of(cfg, logger))
+        pl.seed_everything(run.seed, workers=True)
+        finetune.train(rows, backbone, work, run.fit_context(logger))
         if process_rank() > 0:  # a DDP rank > 0 joined the fit; rank 0 writes the artifact
             return
         remove_checkpoints(work)
         write_json_atomic(work / "model.json", {
             "kind": finetune.name, "produces": finetune.produces, "backbone": asdict(backbone.cfg),
-            "finetune": asdict(finetune.cfg), "seed": cfg.seed, "rows": len(rows), "task": cfg.task.name,
-            "row_format": cfg.task.row_format, "provenance": provenance or {}})
+            "finetune": asdict(finetune.cfg), "seed": run.seed, "rows": len(rows), "task": run.task.name,
+            "row_format": run.task.row_format, "provenance": provenance or {}})
 
-    return ensure_artifact(final, build, "finetuned model", on_corrupt=REFUSE, hint=MODEL_REBUILD)
+    return ensure_artifact(run.model(rows).path, build, "finetuned model", on_corrupt=REFUSE, hint=MODEL_REBUILD)
 
 
 MODEL_REBUILD = ("A finetune takes seconds for a head and hours for LoRA on a large backbone, so it is not retrained "

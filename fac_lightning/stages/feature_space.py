@@ -10,18 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from fac_lightning.artifacts import REBUILD, REFUSE, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.checks import ConfigError
-from fac_lightning.config import component_config
+from fac_lightning.config import FeaturesConfig
 from fac_lightning.data.examples import Conversation
 from fac_lightning.features.fac import WEIGHTINGS, fac, missing_features, relevant_anchor_features
 from fac_lightning.features.table import FeatureTable
 from fac_lightning.files import read_json
-from fac_lightning.generation import GENERATORS, build_generator
-from fac_lightning.plan import plan
+from fac_lightning.generation import build_generator
+from fac_lightning.plan import RunPlan
 from fac_lightning.relevance import RELEVANCE, select_relevant
 from fac_lightning.sae.topk import load_sae
 from fac_lightning.stages.features import feature_table
@@ -44,11 +43,14 @@ class FeatureSpace:
     records: dict[int, dict]
     """Per-feature relevance evidence (statistics or judge verdicts)."""
     delta: float
+    features: FeaturesConfig
+    """The scoring settings every table of this space is built with."""
+    artifacts_dir: str
 
-    def table(self, name: str, conversations: list[Conversation], cfg: DictConfig) -> FeatureTable:
-        features_cfg = OmegaConf.to_object(cfg.features)
-        return feature_table(name, conversations, self.backbone, self.sae, self.sae_dir, features_cfg,
-                             cfg.paths.artifacts_dir)[0]
+    def table(self, name: str, conversations: list[Conversation]) -> FeatureTable:
+        """The FeatureTable of a data set (cached as an artifact, ``stages.features``)."""
+        return feature_table(name, conversations, self.backbone, self.sae, self.sae_dir, self.features,
+                             self.artifacts_dir)[0]
 
     def coverage(self, table: FeatureTable | None) -> dict[str, float]:
         """FAC of a data set's table against the anchor's relevant features, under each weighting (0 if empty)."""
@@ -62,27 +64,21 @@ class FeatureSpace:
         return relevant_anchor_features(self.anchor, self.delta, self.relevant)
 
 
-def anchor_set(cfg: DictConfig) -> tuple[list[Conversation], np.ndarray]:
-    conversations, labels = plan(cfg).anchor_set
-    return conversations, np.array(labels)
-
-
-def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> FeatureSpace:
-    run = plan(cfg)
-    backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
-    sae_dir = run_sae_stage(cfg, backbone)
+def build_feature_space(run: RunPlan, backbone: Backbone | None = None) -> FeatureSpace:
+    backbone = backbone or load_backbone(run.backbone, run.paths.cache_dir)
+    sae_dir = run_sae_stage(run, backbone)
     sae, _ = load_sae(sae_dir, backbone.device)
-    conversations, labels = anchor_set(cfg)
-    anchor, _ = feature_table(run.anchor.label, conversations, backbone, sae, sae_dir, run.features,
-                              cfg.paths.artifacts_dir)
-    relevance = run.relevance
+    conversations, labels = run.anchor_set
+    labels = np.array(labels)
+    anchor, _ = feature_table(run.anchor.label, conversations, backbone, sae, sae_dir, run.features, run.root)
+    relevance, delta = run.relevance, run.features.delta
 
     def build(work: Path) -> None:  # a killed judge resumes from work/judgements.jsonl, feature by feature
         relevant, records = select_relevant(
-            relevance, anchor, labels, cfg.features.delta, cfg.task.relevance_rubric,
-            lambda: build_generator(component_config(cfg.generator, GENERATORS), backbone), work / "judgements.jsonl")
+            relevance, anchor, labels, delta, run.task.relevance_rubric,
+            lambda: build_generator(run.generator, backbone), work / "judgements.jsonl")
         write_json_atomic(work / "relevance.json", {
-            "method": relevance.method, "delta": cfg.features.delta, "relevant": np.flatnonzero(relevant).tolist(),
+            "method": relevance.method, "delta": delta, "relevant": np.flatnonzero(relevant).tolist(),
             "records": {str(k): {kk: vv for kk, vv in v.items() if kk != "calls"} for k, v in records.items()}})
 
     # label contrast and "all" are cheap and deterministic: rebuilt if corrupted; judge verdicts cost calls: refused
@@ -92,7 +88,7 @@ def build_feature_space(cfg: DictConfig, backbone: Backbone | None = None) -> Fe
     relevant = np.zeros(anchor.num_features, dtype=bool)
     relevant[saved["relevant"]] = True
     records = {int(k): v for k, v in saved["records"].items()}
-    space = FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, cfg.features.delta)
+    space = FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, delta, run.features, run.root)
     if not space.relevant_anchor().any():  # FAC would be NaN and no strategy would have a target
         raise ConfigError("features.delta", space.delta, f"leaves no relevant anchor feature: relevance="
                           f"{relevance.method} kept {int(relevant.sum())} features and the anchor activates "

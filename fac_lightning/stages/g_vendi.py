@@ -8,22 +8,20 @@ the rows a row format measures (toxicity: the toxic side).
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
 from fac_lightning.artifacts import REBUILD, ensure_artifact, key_fields, write_json_atomic
 from fac_lightning.backbone import Backbone
 from fac_lightning.files import read_json
-from fac_lightning.metrics.g_vendi import GradientSketch, GVendiConfig, g_vendi
-from fac_lightning.plan import plan
+from fac_lightning.metrics.g_vendi import GradientSketch, g_vendi
+from fac_lightning.plan import RunPlan
 from fac_lightning.stages.synthesis import read_row_set
-from fac_lightning.synthesis.base import Strategy
 
 
-def measure_g_vendi(cfg: DictConfig, backbone: Backbone, rows_dir: str | Path, strategy: Strategy) -> float | None:
-    """The row set's G-Vendi (None when ``g_vendi.enabled`` is false or no row is measured)."""
-    if not cfg.g_vendi.enabled:
+def measure_g_vendi(run: RunPlan, backbone: Backbone, rows_dir: str | Path) -> float | None:
+    """The G-Vendi of the run's row set in ``rows_dir`` (None when ``g_vendi.enabled`` is false or no row is
+    measured)."""
+    settings, strategy = run.g_vendi_config, run.strategy
+    if not settings.enabled:
         return None
-    settings: GVendiConfig = OmegaConf.to_object(cfg.g_vendi)
 
     def build(work: Path) -> None:
         measured = [r for r in read_row_set(rows_dir) if strategy.format.measured(r, strategy.task.label)]
@@ -33,5 +31,5 @@ def measure_g_vendi(cfg: DictConfig, backbone: Backbone, rows_dir: str | Path, s
         write_json_atomic(work / "g_vendi.json", {"g_vendi": score, "measured_rows": len(conversations),
                                                   "rows": str(rows_dir), "config": key_fields(settings)})
 
-    folder = ensure_artifact(plan(cfg).g_vendi(Path(rows_dir).name).path, build, "G-Vendi", on_corrupt=REBUILD)
+    folder = ensure_artifact(run.g_vendi(Path(rows_dir).name).path, build, "G-Vendi", on_corrupt=REBUILD)
     return read_json(folder / "g_vendi.json")["g_vendi"]

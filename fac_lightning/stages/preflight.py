@@ -11,14 +11,12 @@ from omegaconf import DictConfig
 
 from fac_lightning.backbone import backbone_shape, check_layer
 from fac_lightning.checks import ConfigError, require
-from fac_lightning.config import validate_config
 from fac_lightning.data.task_parts import task_parts
 from fac_lightning.files import DataError
 from fac_lightning.plan import USES, RunPlan, plan
-from fac_lightning.sae import SAE_ARCHITECTURES
 
 
-def check_sae_width(sae: DictConfig, d_model: int) -> None:
+def check_sae_width(sae, d_model: int) -> None:
     latents = sae.num_latents or sae.expansion_factor * d_model
     how = "sae.num_latents" if sae.num_latents else f"sae.expansion_factor={sae.expansion_factor} x d_model {d_model}"
     require(sae.k <= latents, "sae.k", sae.k, f"must be <= the SAE's latents, {latents} ({how})")
@@ -29,44 +27,42 @@ DISTRIBUTED = "ddp"
 command line; each rank then joins rank 0's fits (``artifacts.ensure_artifact``)."""
 
 
-def check_strategy(cfg: DictConfig) -> None:
+def check_strategy(run: RunPlan) -> None:
     """``trainer=ddp`` runs the SAE's fit (``stage=sae``) and a LoRA finetune's (``stage=experiment`` on a built SAE)
     on every device; what cannot run under it fails here, naming what to use instead."""
-    strategy = str(cfg.trainer.get("strategy", "auto"))
+    strategy = str(run.trainer.get("strategy", "auto"))
     if strategy in ("auto", "single_device"):
         return
     if strategy != DISTRIBUTED:
         raise ConfigError("trainer.strategy", strategy, "is not supported: use trainer=ddp (strategy ddp) for the "
                           "SAE stage and the LoRA finetunes, and one device (trainer=gpu or trainer=cpu) otherwise")
-    if cfg.get("stage") == "experiment":
-        from fac_lightning.finetune import FINETUNES
-        if not FINETUNES.get(cfg.finetune.kind).cls.distributed:
-            raise ConfigError("trainer", "ddp", f"runs the LoRA finetunes only; finetune={cfg.finetune.kind} fits "
+    if run.stage == "experiment":
+        if not run.finetune.distributed:
+            raise ConfigError("trainer", "ddp", f"runs the LoRA finetunes only; finetune={run.finetune.name} fits "
                               "one device: use trainer=gpu")
-        if not plan(cfg).sae.path.exists():  # the ranks would all redo the chain before the finetune's fit
+        if not run.sae.path.exists():  # the ranks would all redo the chain before the finetune's fit
             raise ConfigError("trainer", "ddp", "needs the SAE built first, so that only the finetune runs on every "
                               "device: run `python train.py stage=sae trainer=ddp` (same overrides), then this")
-    elif cfg.get("stage") != "sae":
-        raise ConfigError("trainer", "ddp", f"does not run stage={cfg.get('stage')}: use trainer=gpu")
+    elif run.stage != "sae":
+        raise ConfigError("trainer", "ddp", f"does not run stage={run.stage}: use trainer=gpu")
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise ConfigError("trainer", "ddp", "cannot run inside a -m sweep: Lightning's DDP launcher starts the other "
                           "ranks by re-running the command line, which would re-run the sweep. Train the SAE alone "
                           "(`python train.py stage=sae trainer=ddp`); the sweep then reuses it")
 
 
-def check_device(cfg: DictConfig) -> None:
+def check_device(run: RunPlan) -> None:
     """The device the trainer and the backbone ask for exists on this machine."""
     import torch
 
     if torch.cuda.is_available():
         return
-    trainer = cfg.get("trainer")
-    accelerator = str(trainer.get("accelerator", "cpu")) if trainer is not None else "cpu"
+    accelerator = str(run.trainer.get("accelerator", "cpu")) if run.trainer is not None else "cpu"
     if accelerator in ("gpu", "cuda"):
         raise ConfigError("trainer.accelerator", accelerator, "asks for a GPU, and torch sees no CUDA device here "
                           "(torch.cuda.is_available() is False): use trainer=cpu, or a torch build with CUDA")
-    if "backbone" in cfg and str(cfg.backbone.device).startswith("cuda"):
-        raise ConfigError("backbone.device", cfg.backbone.device, "torch sees no CUDA device here "
+    if str(run.backbone.device).startswith("cuda"):
+        raise ConfigError("backbone.device", run.backbone.device, "torch sees no CUDA device here "
                           "(torch.cuda.is_available() is False): use backbone.device=auto or cpu")
 
 
@@ -108,19 +104,16 @@ def preflight(cfg: DictConfig, uses: tuple[str, ...] = USES) -> RunPlan:
     """Fail now, naming the key, file or endpoint, on anything that would fail after a model loads; return the run's
     plan with the components it ``uses`` (``plan.USES``) built. Every file those read, package they import and
     endpoint they call is checked (``RunPlan.requirements``)."""
-    validate_config(cfg)
-    check_device(cfg)
-    if cfg.get("trainer") is not None:
-        check_strategy(cfg)
     run = plan(cfg)
+    check_device(run)
+    if run.trainer is not None:
+        check_strategy(run)
     if "sae" in uses:
-        shape = backbone_shape(run.backbone, cfg.paths.cache_dir)
-        check_layer(cfg.backbone, shape)
-        check_sae_width(cfg.sae, shape.d_model)
+        shape = backbone_shape(run.backbone, run.paths.cache_dir)
+        check_layer(run.backbone, shape)
+        check_sae_width(run.sae_config, shape.d_model)
         if "finetune" in uses:
-            run.finetune.preflight(run.backbone, shape, cfg.paths.cache_dir)
-    if "feature_space" in uses:
-        SAE_ARCHITECTURES.get(cfg.sae.architecture)
+            run.finetune.preflight(run.backbone, shape, run.paths.cache_dir)
     if {"synthesis", "finetune", "benchmark"} <= set(uses):
         check_chain(run)
     for requirement in run.requirements(uses):

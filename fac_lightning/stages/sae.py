@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fac_lightning.activations import TokenizedCorpus, split_heldout
@@ -20,8 +19,9 @@ from fac_lightning.artifacts import REFUSE, ensure_artifact, write_json_atomic
 from fac_lightning.backbone import Backbone, load_backbone
 from fac_lightning.data.conversations import load_conversations
 from fac_lightning.loggers import run_logger
+from fac_lightning.plan import RunPlan
 from fac_lightning.sae.module import ActivationDataModule, SAEModule
-from fac_lightning.trainer import FitContext, fit, remove_checkpoints
+from fac_lightning.trainer import fit, remove_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -34,44 +34,39 @@ VERSION = 1
 """The SAE stage's version (``plan.RunPlan.sae``): bump it when a change of the training code changes the SAE."""
 
 
-def sae_artifact_dir(cfg: DictConfig) -> Path:
-    from fac_lightning.plan import plan
-
-    return plan(cfg).sae.path
+def corpus_conversations(run: RunPlan) -> list:
+    return [c for source in run.data.sources for c in load_conversations(source, run.data_dir)]
 
 
-def corpus_conversations(cfg: DictConfig) -> list:
-    return [c for source in cfg.data.sources for c in load_conversations(source, cfg.paths.data_dir)]
+def build_corpora(run: RunPlan, backbone: Backbone, conversations: list) -> tuple[TokenizedCorpus, TokenizedCorpus]:
+    train, heldout = split_heldout(conversations, run.activations.heldout_sequences)
+    return TokenizedCorpus(backbone, train, run.activations), TokenizedCorpus(backbone, heldout, run.activations)
 
 
-def build_corpora(cfg: DictConfig, backbone: Backbone, conversations: list) -> tuple[TokenizedCorpus, TokenizedCorpus]:
-    train, heldout = split_heldout(conversations, cfg.activations.heldout_sequences)
-    return TokenizedCorpus(backbone, train, cfg.activations), TokenizedCorpus(backbone, heldout, cfg.activations)
-
-
-def run_sae_stage(cfg: DictConfig, backbone: Backbone | None = None) -> Path:
-    """Ensure the SAE artifact for ``cfg`` exists (train it, resuming if a partial run is found); return its folder."""
-    return ensure_artifact(sae_artifact_dir(cfg), lambda work: train_sae(cfg, backbone, work), "SAE artifact",
+def run_sae_stage(run: RunPlan, backbone: Backbone | None = None) -> Path:
+    """Ensure the run's SAE artifact exists (train it, resuming if a partial run is found); return its folder."""
+    return ensure_artifact(run.sae.path, lambda work: train_sae(run, backbone, work), "SAE artifact",
                            on_corrupt=REFUSE, hint=SAE_REBUILD)
 
 
-def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
+def train_sae(run: RunPlan, backbone: Backbone | None, work: Path) -> None:
     started = time.time()
-    pl.seed_everything(cfg.sae.seed, workers=True)
-    conversations = corpus_conversations(cfg)  # a missing or bad data file fails before the backbone loads
-    backbone = backbone or load_backbone(cfg.backbone, cfg.paths.cache_dir)
-    train, heldout = build_corpora(cfg, backbone, conversations)
+    recipe, activations = run.sae_config, run.activations
+    pl.seed_everything(recipe.seed, workers=True)
+    conversations = corpus_conversations(run)  # a missing or bad data file fails before the backbone loads
+    backbone = backbone or load_backbone(run.backbone, run.paths.cache_dir)
+    train, heldout = build_corpora(run, backbone, conversations)
     log.info("SAE corpus: %d train / %d held-out sequences, %d train tokens",
              len(train), len(heldout), sum(len(s) for s in train.sequences))
-    module = SAEModule(OmegaConf.to_object(cfg.sae), backbone.d_model, backbone)
-    datamodule = ActivationDataModule(backbone, train, heldout, cfg.sae.batch_tokens,
-                                      cfg.activations.buffer_tokens, cfg.sae.seed)
-    max_steps = max(cfg.sae.train_tokens // cfg.sae.batch_tokens, 1)
+    module = SAEModule(recipe, backbone.d_model, backbone)
+    datamodule = ActivationDataModule(backbone, train, heldout, recipe.batch_tokens, activations.buffer_tokens,
+                                      recipe.seed)
+    max_steps = max(recipe.train_tokens // recipe.batch_tokens, 1)
     checkpoint = ModelCheckpoint(dirpath=work, save_last=True, save_top_k=0,
-                                 every_n_train_steps=cfg.sae.checkpoint_every_steps)
-    with run_logger(cfg) as logger:
-        trainer = fit(FitContext.of(cfg, logger), module, datamodule, work, [checkpoint], max_steps=max_steps,
-                      val_check_interval=cfg.sae.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
+                                 every_n_train_steps=recipe.checkpoint_every_steps)
+    with run_logger(run.logger) as logger:
+        trainer = fit(run.fit_context(logger), module, datamodule, work, [checkpoint], max_steps=max_steps,
+                      val_check_interval=recipe.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0)
         if trainer.global_step < max_steps:  # interrupted (Ctrl-C): keep the checkpoints, write no artifact
             raise RuntimeError(f"SAE training stopped at step {trainer.global_step}/{max_steps}; rerun to resume "
                                f"from {work / 'last.ckpt'}")
@@ -80,14 +75,14 @@ def train_sae(cfg: DictConfig, backbone: Backbone | None, work: Path) -> None:
             return
         remove_checkpoints(work)
         module.sae.save(work, extra={
-            "backbone": cfg.backbone.name, "model": cfg.backbone.model, "layer": cfg.backbone.layer,
+            "backbone": run.backbone.name, "model": run.backbone.model, "layer": run.backbone.layer,
             "layer_meaning": "residual stream after decoder block `layer` (1-based) = HF hidden_states[layer]",
-            "prefix_len": backbone.prefix_len, "skip_template_prefix": cfg.activations.skip_template_prefix,
-            "exclude_special_tokens": cfg.activations.exclude_special_tokens,
+            "prefix_len": backbone.prefix_len, "skip_template_prefix": activations.skip_template_prefix,
+            "exclude_special_tokens": activations.exclude_special_tokens,
         })
         write_json_atomic(work / "manifest.json", {
-            "stage": "sae", "config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics,
-            "steps": trainer.global_step, "tokens": trainer.global_step * cfg.sae.batch_tokens,
+            "stage": "sae", "config": run.config, "metrics": metrics,
+            "steps": trainer.global_step, "tokens": trainer.global_step * recipe.batch_tokens,
             "seconds": time.time() - started,
         })
         if logger:

@@ -183,12 +183,12 @@ SynAlign's attribute summary), ``answers`` (question-first answers), CoT-Self-In
 
 class Strategy:
     """A synthesis strategy: ``units()`` yields work, ``run_unit`` offers candidates (or real rows) to the writer.
-    Built from the config alone (``build_strategy``) so that a bad option fails before any model loads; ``run`` then
+    Built from its config alone (``build_strategy``) so that a bad option fails before any model loads; ``run`` then
     gets the generator (None for real-data strategies) and the feature-space context."""
 
     name = ""
     Prompts: type | None = None
-    """Dataclass of the templates this strategy reads from ``cfg.prompts`` (None: it reads none)."""
+    """Dataclass of the templates this strategy reads from ``prompts`` (None: it reads none)."""
     row_formats: tuple[str, ...] = ("query",)
     """The ``task.row_format`` values this strategy can produce."""
     version = 1
@@ -296,7 +296,7 @@ class Strategy:
 
 
 def strategy_prompts(cls: type[Strategy], prompts: DictConfig | None, where: str):
-    """``cfg.prompts`` as the strategy's Prompts object; a missing or unknown template fails naming the file."""
+    """The ``prompts`` node as the strategy's Prompts object; a missing or unknown template fails naming the file."""
     if cls.Prompts is None:
         return None
     try:
@@ -306,9 +306,10 @@ def strategy_prompts(cls: type[Strategy], prompts: DictConfig | None, where: str
         raise ValueError(f"{where}: not the prompts synthesis={cls.name} needs ({e})") from e
 
 
-def build_strategy(cfg: DictConfig) -> Strategy:
-    """The configured strategy, its config and prompts checked; no model is loaded."""
-    cls = STRATEGIES.get(cfg.synthesis.strategy).cls
-    prompts = strategy_prompts(cls, cfg.prompts, f"conf/prompts/{cfg.task.name}/<synthesis>.yaml")
-    return cls(component_config(cfg.synthesis, STRATEGIES), prompts, OmegaConf.to_object(cfg.task), cfg.seed,
-               cfg.n_samples)
+def build_strategy(synthesis: DictConfig, prompts: DictConfig | None, task: TaskConfig, seed: int,
+                   n_samples: int) -> Strategy:
+    """The strategy of a ``synthesis=`` node with its ``prompts``, config and prompts checked; no model is loaded
+    (``plan.RunPlan.strategy``)."""
+    cls = STRATEGIES.get(synthesis.strategy).cls
+    prompts = strategy_prompts(cls, prompts, f"conf/prompts/{task.name}/<synthesis>.yaml")
+    return cls(component_config(synthesis, STRATEGIES), prompts, task, seed, n_samples)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from fac_lightning.backbone import load_backbone
 from fac_lightning.finetune.base import build_finetune
 from fac_lightning.finetune.reward import bradley_terry_loss, encode_sides
-from fac_lightning.trainer import FitContext
+from fac_lightning.plan import plan
 from tests.conftest import CACHE_DIR, compose_config, tiny_backbone_overrides
 
 
@@ -53,7 +53,7 @@ def test_a_reward_model_learns_a_planted_preference_and_loads_back(tiny_llama_di
                           "finetune.max_length=64", "logger=csv", f"paths.output_dir={tmp_path}"])
     backbone = load_backbone(cfg.backbone, CACHE_DIR)
     finetune = build_finetune(cfg.finetune)
-    finetune.train(planted_pairs(24), backbone, tmp_path, FitContext.of(cfg, None))
+    finetune.train(planted_pairs(24), backbone, tmp_path, plan(cfg).fit_context(None))
     model = finetune.load(tmp_path, backbone)
     test = planted_pairs(12, offset=100)
     chosen = model.score([r["prompt"] + r["chosen"] for r in test])
@@ -96,7 +96,7 @@ def test_a_killed_fit_resumes_at_the_batch_it_reached(tiny_llama_dir, tmp_path, 
         monkeypatch.setattr(RewardModule, "training_step", recorded_step)
         pl.seed_everything(0)
         finetune = build_finetune(cfg.finetune)
-        finetune.train(rows, backbone, work, FitContext.of(cfg, None))
+        finetune.train(rows, backbone, work, plan(cfg).fit_context(None))
         return seen, finetune.load(work, backbone).score([r["prompt"] + r["chosen"] for r in test])
 
     uninterrupted, rewards = train(tmp_path / "uninterrupted")

@@ -7,7 +7,7 @@ from fac_lightning.backbone import load_backbone
 from fac_lightning.finetune.base import build_finetune
 from fac_lightning.finetune.sft import sft_example
 from fac_lightning.generation import SamplingParams
-from fac_lightning.trainer import FitContext
+from fac_lightning.plan import plan
 from tests.conftest import CACHE_DIR, compose_config, tiny_backbone_overrides
 
 ROW = {"prompt": [{"role": "user", "content": "Name a primary colour."}],
@@ -49,7 +49,7 @@ def test_sft_learns_a_planted_response_and_loads_back_merged(tiny_llama_dir, tmp
     from fac_lightning.finetune.chat_model import ChatModel
 
     before = ChatModel.from_backbone(backbone).generator().generate([prompt], greedy)[0][0]
-    finetune.train(planted_rows(24), backbone, tmp_path, FitContext.of(cfg, None))
+    finetune.train(planted_rows(24), backbone, tmp_path, plan(cfg).fit_context(None))
     model = finetune.load(tmp_path, backbone)
     assert model.name == "sft_lora:tiny_llama"
     assert not hasattr(model.model, "peft_config")  # the adapter is merged: a plain transformers model
@@ -67,7 +67,7 @@ def test_sft_on_another_backbone_than_the_feature_backbone(tiny_llama_dir, smoll
                           f"paths.output_dir={tmp_path}"])
     backbone = load_backbone(cfg.backbone, CACHE_DIR)
     finetune = build_finetune(cfg.finetune)
-    finetune.train(planted_rows(4), backbone, tmp_path, FitContext.of(cfg, None))
+    finetune.train(planted_rows(4), backbone, tmp_path, plan(cfg).fit_context(None))
     model = finetune.load(tmp_path, backbone)
     assert model.name == "sft_lora:tiny_llama"
     assert model.model.config.hidden_size == 64 != backbone.d_model
@@ -97,11 +97,11 @@ def test_a_killed_sft_fit_resumes_from_an_adapter_only_checkpoint(tiny_llama_dir
 
     monkeypatch.setattr(LoRASFT, "training_step", killed_in_epoch_1)
     with pytest.raises((KeyboardInterrupt, SystemExit)):
-        finetune.train(planted_rows(8), backbone, tmp_path, FitContext.of(cfg, None))
+        finetune.train(planted_rows(8), backbone, tmp_path, plan(cfg).fit_context(None))
     state = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
     assert state and all("lora_" in key for key in state)  # the adapters, not the frozen model
     monkeypatch.setattr(LoRASFT, "training_step", original)
     epochs = []
     monkeypatch.setattr(LoRASFT, "on_train_epoch_start", lambda self: epochs.append(self.current_epoch))
-    finetune.train(planted_rows(8), backbone, tmp_path, FitContext.of(cfg, None))
+    finetune.train(planted_rows(8), backbone, tmp_path, plan(cfg).fit_context(None))
     assert epochs == [1] and (tmp_path / "adapter" / "adapter_config.json").exists()

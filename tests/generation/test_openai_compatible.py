@@ -8,10 +8,9 @@ import pytest
 
 from fac_lightning.generation import SamplingParams, build_generator
 from fac_lightning.generation.openai_compatible import GeneratorError, OpenAIConfig
-from fac_lightning.stages.synthesis import run_synthesis_stage, synthetic_artifact_dir
-from fac_lightning.synthesis.base import build_strategy
+from fac_lightning.plan import plan
 from fac_lightning.synthesis.self_instruct import SelfInstructStrategy
-from tests.conftest import record_units, tiny_config
+from tests.conftest import record_units, synthesize_rows, tiny_config
 from tests.fake_openai import fake_openai
 
 
@@ -94,19 +93,19 @@ def openai_synthesis(tiny_llama_dir, folder, url):
 def test_synthesis_through_a_flaky_server_writes_the_healthy_rows_and_resumes_after_a_dead_one(
         tiny_llama_dir, tmp_path, monkeypatch):
     with fake_openai(by_content) as (url, _):
-        healthy = (run_synthesis_stage(openai_synthesis(tiny_llama_dir, tmp_path / "a", url)) / "rows.jsonl")
+        healthy = (synthesize_rows(openai_synthesis(tiny_llama_dir, tmp_path / "a", url)) / "rows.jsonl")
         healthy = healthy.read_text()
     with fake_openai(by_content, failures=[429, 500, 429]) as (url, _):
-        flaky = (run_synthesis_stage(openai_synthesis(tiny_llama_dir, tmp_path / "b", url)) / "rows.jsonl")
+        flaky = (synthesize_rows(openai_synthesis(tiny_llama_dir, tmp_path / "b", url)) / "rows.jsonl")
         assert flaky.read_text() == healthy and healthy.count("\n") == 6
 
     with fake_openai(by_content, hang_after=3) as (url, _):  # dies in the middle of the run
         cfg = openai_synthesis(tiny_llama_dir, tmp_path / "c", url)
         with pytest.raises(GeneratorError, match=f"endpoint {url}"):
-            run_synthesis_stage(cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+            synthesize_rows(cfg)
+    final = plan(cfg).rows().path
     kept = (final.with_name(final.name + ".partial") / "rows.jsonl").read_text()
     with fake_openai(by_content, port=int(url.rsplit(":", 1)[1].split("/")[0])):  # the server is back
         units = record_units(monkeypatch, SelfInstructStrategy)
-        resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
+        resumed = (synthesize_rows(cfg) / "rows.jsonl").read_text()
     assert kept and healthy.startswith(kept) and resumed == healthy and units[0] > 0

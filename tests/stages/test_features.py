@@ -2,6 +2,7 @@
 dtype (through the SAE, trained on activations in that dtype) and its max length re-score."""
 
 from fac_lightning.features.scorer import FeatureScorer
+from fac_lightning.plan import plan
 from fac_lightning.stages.feature_space import build_feature_space
 from tests.conftest import tiny_config
 
@@ -18,7 +19,7 @@ def count_scoring(monkeypatch) -> list[int]:
 
 def test_a_delta_sweep_scores_the_anchor_once(tiny_llama_dir, tmp_path, monkeypatch):
     calls = count_scoring(monkeypatch)
-    spaces = [build_feature_space(tiny_config(tiny_llama_dir, tmp_path, "relevance=all", f"features.delta={delta}"))
+    spaces = [build_feature_space(plan(tiny_config(tiny_llama_dir, tmp_path, "relevance=all", f"features.delta={delta}")))
               for delta in (0, 0.03, 0.05)]  # the tiny SAE scores ~0.03
     assert len(calls) == 1 and folders(tmp_path / "artifacts" / "features") == 1
     active = [int(space.relevant.sum()) for space in spaces]
@@ -26,10 +27,10 @@ def test_a_delta_sweep_scores_the_anchor_once(tiny_llama_dir, tmp_path, monkeypa
 
 
 def test_changing_the_backbone_dtype_or_max_length_rescores(tiny_llama_dir, tmp_path, monkeypatch):
-    build_feature_space(tiny_config(tiny_llama_dir, tmp_path, "relevance=all"))
+    build_feature_space(plan(tiny_config(tiny_llama_dir, tmp_path, "relevance=all")))
     calls = count_scoring(monkeypatch)
     for override in ("backbone.dtype=bfloat16", "backbone.max_length=32"):
-        build_feature_space(tiny_config(tiny_llama_dir, tmp_path, "relevance=all", override))
+        build_feature_space(plan(tiny_config(tiny_llama_dir, tmp_path, "relevance=all", override)))
     assert len(calls) == 2 and folders(tmp_path / "artifacts" / "features") == 3
     # the SAE reads activations in the backbone's dtype (another SAE in bf16), not its max length (the same SAE)
     assert folders(tmp_path / "artifacts" / "sae") == 2

@@ -12,8 +12,9 @@ import torch
 
 from fac_lightning import backbone
 from fac_lightning.checks import ConfigError
+from fac_lightning.plan import plan
 from fac_lightning.stages.preflight import preflight
-from tests.conftest import compose_config, tiny_config
+from tests.conftest import compose_config, synthesize_rows, tiny_config
 from tests.fake_openai import fake_openai
 
 
@@ -119,14 +120,13 @@ def test_a_saved_model_whose_model_json_is_not_json_is_named_with_its_line(tmp_p
 def test_a_delta_that_leaves_no_relevant_or_no_missing_feature_stops_before_synthesis(tiny_llama_dir, tmp_path,
                                                                                       monkeypatch):
     from fac_lightning.stages.feature_space import build_feature_space
-    from fac_lightning.stages.synthesis import run_synthesis_stage
 
     monkeypatch.undo()  # the tiny backbone loads
     cfg = tiny_config(tiny_llama_dir, tmp_path, "relevance=all", "features.delta=1e6")
     with pytest.raises(ConfigError, match=r"features.delta=1000000.0: leaves no relevant anchor feature: relevance=all "
                                           r"kept \d+ features and the anchor activates 0 above this delta \(its scores "
                                           r"range over \[[\d.e+-]+, [\d.e+-]+\]\)"):
-        build_feature_space(cfg)
+        build_feature_space(plan(cfg))
     cfg = tiny_config(tiny_llama_dir, tmp_path, "relevance=all", "synthesis=fac", "n_samples=2")
     seed = cfg.task.parts.seed.sources  # a seed far larger than the 60-row anchor covers all it activates
     seed[0].max_rows, seed[0].skip_rows = 400, 100
@@ -134,4 +134,4 @@ def test_a_delta_that_leaves_no_relevant_or_no_missing_feature_stops_before_synt
     seed[1].max_rows, seed[1].skip_rows = 400, 100
     with pytest.raises(ConfigError, match=r"features.delta=0.0: leaves no missing feature: the seed part activates all"
                                           r" \d+ relevant anchor features"):
-        run_synthesis_stage(cfg)
+        synthesize_rows(cfg)

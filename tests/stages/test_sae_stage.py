@@ -6,9 +6,10 @@ import json
 import pytest
 import torch
 
+from fac_lightning.plan import plan
 from fac_lightning.sae.module import SAEModule
 from fac_lightning.sae.topk import load_sae
-from fac_lightning.stages.sae import run_sae_stage, sae_artifact_dir
+from fac_lightning.stages.sae import run_sae_stage
 from tests.conftest import compose_config, tiny_backbone_overrides
 
 
@@ -25,8 +26,8 @@ def stage_config(tiny_llama_dir, tmp_path, steps: int):
 
 def test_sae_stage_trains_saves_and_fvu_falls(tiny_llama_dir, tmp_path):
     cfg = stage_config(tiny_llama_dir, tmp_path, steps=30)
-    folder = run_sae_stage(cfg)
-    assert folder == sae_artifact_dir(cfg) and not folder.with_name(folder.name + ".partial").exists()
+    folder = run_sae_stage(plan(cfg))
+    assert folder == plan(cfg).sae.path and not folder.with_name(folder.name + ".partial").exists()
     sae, sae_cfg = load_sae(folder)
     assert (sae_cfg["layer"], sae_cfg["d_in"], sae_cfg["num_latents"], sae_cfg["k"]) == (2, 64, 256, 8)
     assert sae_cfg["prefix_len"] > 0 and sae.W_dec.shape == (256, 64)
@@ -38,7 +39,7 @@ def test_sae_stage_trains_saves_and_fvu_falls(tiny_llama_dir, tmp_path):
     rows = list(csv.DictReader(next((tmp_path / "out").rglob("metrics.csv")).read_text().splitlines()))
     fvu = [float(r["train/fvu"]) for r in rows if r.get("train/fvu")]
     assert len(fvu) >= 20 and sum(fvu[-5:]) / 5 < 0.8 * sum(fvu[:3]) / 3
-    assert run_sae_stage(cfg) == folder  # second call reuses the artifact
+    assert run_sae_stage(plan(cfg)) == folder  # second call reuses the artifact
 
 
 def test_killed_sae_stage_resumes_from_its_checkpoint(tiny_llama_dir, tmp_path, monkeypatch):
@@ -53,16 +54,16 @@ def test_killed_sae_stage_resumes_from_its_checkpoint(tiny_llama_dir, tmp_path, 
 
     monkeypatch.setattr(SAEModule, "training_step", killed_at_step_7)
     with pytest.raises(SystemExit):
-        run_sae_stage(cfg)
-    partial = sae_artifact_dir(cfg).with_name(sae_artifact_dir(cfg).name + ".partial")
-    assert (partial / "last.ckpt").exists() and not sae_artifact_dir(cfg).exists()
+        run_sae_stage(plan(cfg))
+    partial = plan(cfg).sae.path.with_name(plan(cfg).sae.path.name + ".partial")
+    assert (partial / "last.ckpt").exists() and not plan(cfg).sae.path.exists()
 
     def counting(self, batch, batch_idx):
         calls.append(self.global_step)
         return original(self, batch, batch_idx)
 
     monkeypatch.setattr(SAEModule, "training_step", counting)
-    folder = run_sae_stage(cfg)
+    folder = run_sae_stage(plan(cfg))
     assert calls[0] == 6 and len(calls) == 6  # resumed after the step-6 checkpoint, ran steps 6..11 only
     assert json.loads((folder / "manifest.json").read_text())["steps"] == 12
 
@@ -105,10 +106,10 @@ def test_what_cannot_run_under_ddp_is_refused_naming_what_to_use(tmp_path):
     from fac_lightning.stages.preflight import check_strategy
 
     with pytest.raises(ConfigError, match=r"trainer='ddp'.*LoRA finetunes only; finetune=classifier_head .*trainer=gpu"):
-        check_strategy(compose_config(["trainer=ddp"], tmp_path))
+        check_strategy(plan(compose_config(["trainer=ddp"], tmp_path)))
     with pytest.raises(ConfigError, match=r"trainer='ddp'.*needs the SAE built first.*stage=sae trainer=ddp"):
-        check_strategy(compose_config(["trainer=ddp", "finetune=classifier_lora"], tmp_path))
+        check_strategy(plan(compose_config(["trainer=ddp", "finetune=classifier_lora"], tmp_path)))
     with pytest.raises(ConfigError, match=r"trainer.strategy='fsdp'.*trainer=ddp"):
-        check_strategy(compose_config(["stage=sae", "trainer=ddp", "trainer.strategy=fsdp"], tmp_path))
-    check_strategy(compose_config(["stage=sae", "trainer=ddp"], tmp_path))
-    check_strategy(compose_config(["trainer=gpu"], tmp_path))
+        check_strategy(plan(compose_config(["stage=sae", "trainer=ddp", "trainer.strategy=fsdp"], tmp_path)))
+    check_strategy(plan(compose_config(["stage=sae", "trainer=ddp"], tmp_path)))
+    check_strategy(plan(compose_config(["trainer=gpu"], tmp_path)))

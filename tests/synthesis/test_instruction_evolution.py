@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from fac_lightning.data.ab_items import choices, letter
-from fac_lightning.synthesis.base import build_strategy
+from fac_lightning.plan import plan
 from fac_lightning.synthesis.cot_self_instruct import CoTSelfInstructStrategy, step3
 from fac_lightning.synthesis.evol_instruct import EvolInstructStrategy
 from tests.conftest import compose_config, kill_and_resume, tiny_config
@@ -157,7 +157,7 @@ def test_a_killed_run_resumes_at_its_unit_and_the_same_seed_gives_the_same_rows(
 @pytest.mark.parametrize("strategy", ["evol_instruct", "cot_self_instruct"])
 def test_prompts_without_the_strategys_templates_fail_naming_the_file(strategy):
     with pytest.raises(ValueError, match=f"conf/prompts/reward/<synthesis>.yaml: not the prompts synthesis={strategy}"):
-        build_strategy(compose_config(["task=reward", f"synthesis={strategy}", "prompts=reward/magpie"]))
+        _ = plan(compose_config(["task=reward", f"synthesis={strategy}", "prompts=reward/magpie"])).strategy
 
 
 def test_cot_self_instruct_runs_the_whole_chain(tiny_llama_dir, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from fac_lightning.synthesis.base import build_strategy
+from fac_lightning.plan import plan
 from fac_lightning.synthesis.prismatic import PrismaticStrategy
 from tests.conftest import compose_config, kill_and_resume
 from tests.synthesis.test_instruction_evolution import NUMBERS, TASKS, ScriptedChatModel, config
@@ -52,7 +52,7 @@ def test_prismatic_keeps_candidates_of_sparse_clusters_on_every_row_format(tiny_
 def test_only_candidates_nearest_the_smaller_clusters_are_kept(monkeypatch):
     """A pool of 8 rows near e1 and 2 near e2 (2 clusters): a candidate near e1 is dense, one near e2 is kept."""
     cfg = compose_config(["synthesis=prismatic", "synthesis.cluster_ratio=0.2"])
-    strategy = build_strategy(cfg)
+    strategy = plan(cfg).strategy
     e1, e2 = np.eye(4)[0], np.eye(4)[1]
     pool = {f"a{i}": e1 + 0.01 * i for i in range(8)} | {f"b{i}": e2 + 0.01 * i for i in range(2)}
     strategy.gradients = {t: v / np.linalg.norm(v) for t, v in pool.items()}

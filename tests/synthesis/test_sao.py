@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from fac_lightning.synthesis.base import build_strategy
+from fac_lightning.plan import plan
 from fac_lightning.synthesis.sao import SAOStrategy, clean_prompt, load_personas
 from tests.conftest import compose_config, kill_and_resume, tiny_config
 from tests.synthesis.test_strategies import fac_with
@@ -129,7 +129,7 @@ def test_a_killed_run_resumes_at_its_unit_and_the_same_seed_gives_the_same_rows(
 
 
 def test_personas_are_drawn_seeded_per_unit():
-    strategy = build_strategy(compose_config(["task=reward", "synthesis=sao", "synthesis.prompts_per_call=8"]))
+    strategy = plan(compose_config(["task=reward", "synthesis=sao", "synthesis.prompts_per_call=8"])).strategy
     assert strategy.draw(3) == strategy.draw(3) and strategy.draw(3) != strategy.draw(4)
     assert len(set(strategy.draw(0))) == 8
 
@@ -147,7 +147,7 @@ def test_a_local_persona_file_loads_one_persona_per_line(tmp_path, name, text):
     path = tmp_path / name
     path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     assert load_personas(str(path)) == ["A nurse.", "A chess coach."]
-    strategy = build_strategy(compose_config(["task=reward", "synthesis=sao", f"synthesis.personas={path}"]))
+    strategy = plan(compose_config(["task=reward", "synthesis=sao", f"synthesis.personas={path}"])).strategy
     assert set(strategy.draw(0)) == {"A nurse.", "A chess coach."}
 
 
@@ -170,7 +170,7 @@ def test_a_bad_persona_pool_fails_naming_the_key_before_any_model_loads(tmp_path
 
 def test_a_pair_task_needs_a_sampling_temperature():
     with pytest.raises(ValueError, match="synthesis.temperature=0.0: .*two responses"):
-        build_strategy(compose_config(["task=reward", "synthesis=sao", "synthesis.temperature=0"]))
+        _ = plan(compose_config(["task=reward", "synthesis=sao", "synthesis.temperature=0"])).strategy
 
 
 def test_the_persona_prompt_loses_its_label():

