@@ -125,8 +125,11 @@ class RunPlan:
     stage: str
     """train.py's ``stage`` (experiment | sae)."""
     seed: int
+    """The run seed: a budgeted strategy's draws, the background rows' draw, a finetune's order and init."""
     n_samples: int
+    """The synthesis budget (rows a budgeted strategy writes)."""
     paths: PathsConfig
+    """``paths.output_dir`` is Hydra's run folder: None outside a Hydra app unless the caller set it."""
     backbone: BackboneConfig
     sae_config: Any
     """The ``sae=`` option on its architecture's Config (``run.sae`` is the SAE's stage)."""
@@ -348,7 +351,6 @@ def plan(cfg: DictConfig) -> RunPlan:
     typed = OmegaConf.to_object
     evaluation = (Evaluation(cfg.mode, cfg.dataset, cfg.embedder, cfg.model, cfg.runs, cfg.cards)
                   if "mode" in cfg else None)
-    # paths.output_dir is Hydra's run folder: None outside a Hydra app unless the caller set it
     paths = PathsConfig(**{k: OmegaConf.select(cfg.paths, k, throw_on_resolution_failure=k != "output_dir")
                            for k in ("root_dir", "data_dir", "cache_dir", "artifacts_dir", "output_dir")})
     return RunPlan(cfg, cfg.stage, cfg.seed, cfg.n_samples, paths, typed(cfg.backbone),
