@@ -16,6 +16,7 @@ table, G-Vendi its row set; two runs share an artifact exactly when everything u
   version did not.
 """
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -348,6 +349,7 @@ def plan(cfg: DictConfig) -> RunPlan:
     from fac_lightning.sae import SAE_ARCHITECTURES
 
     validate_config(cfg)
+    cfg = copy.deepcopy(cfg)  # the plan is a snapshot: a later change of the caller's config does not reach it
     typed = OmegaConf.to_object
     evaluation = (Evaluation(cfg.mode, cfg.dataset, cfg.embedder, cfg.model, cfg.runs, cfg.cards)
                   if "mode" in cfg else None)

@@ -4,7 +4,7 @@ is what keys hold, and each stage's name follows its upstream's."""
 import pytest
 
 from fac_lightning.plan import plan, resolved_dtype
-from tests.conftest import compose_config
+from tests.conftest import compose_config, tiny_config
 
 THROUGHPUT = ["features.batch_size=3", "features.chunk_size=5",
               "sae.val_every_steps=7", "sae.checkpoint_every_steps=9", "finetune.inference_batch_size=3",
@@ -16,7 +16,7 @@ def names(*overrides: str) -> dict[str, str]:
     """Every stage's folder name for a toxicity run with ``overrides`` (the real data, no model loaded)."""
     cfg = compose_config(["synthesis=fac", *overrides])
     run = plan(cfg)
-    rows = run.rows(plan(cfg).strategy)
+    rows = run.rows()
     return {"sae": run.sae.name, "anchor": run.anchor.name, "seed": run.seed_table.name, "relevant": run.relevant.name,
             "rows": rows.name, "g_vendi": run.g_vendi(rows.name).name}
 
@@ -57,3 +57,21 @@ def test_a_real_data_row_set_does_not_depend_on_the_seed_or_the_generator():
         return plan(cfg).rows(plan(cfg).strategy).name
 
     assert rows() == rows("seed=3") == rows("n_samples=9") == rows("generator.batch_size=2")
+
+
+def test_the_stages_read_the_plan_a_snapshot_of_the_config(tiny_llama_dir, tmp_path):
+    """Stage functions take the plan, never the composed config: a change of the config after planning reaches no
+    stage, no component and no manifest."""
+    from fac_lightning.files import read_json
+    from fac_lightning.stages.sae import run_sae_stage
+
+    cfg = tiny_config(tiny_llama_dir, tmp_path)
+    run = plan(cfg)
+    cfg.seed, cfg.n_samples, cfg.sae.k = 7, 3, 4
+    cfg.paths.artifacts_dir = str(tmp_path / "elsewhere")
+    folder = run_sae_stage(run)
+    assert folder == run.sae.path and folder.parent == tmp_path / "artifacts" / "sae"
+    assert not (tmp_path / "elsewhere").exists()
+    saved = read_json(folder / "manifest.json")["config"]
+    assert (saved["seed"], saved["n_samples"], saved["sae"]["k"]) == (0, 50, 8)
+    assert (run.strategy.seed, run.strategy.n_samples) == (0, 50)  # built after the change, from the snapshot
