@@ -29,7 +29,7 @@ def main(overrides: list[str], rows_shown: int) -> None:
     for mode in ("select_fac", "select_anti"):
         mode_run = plan(compose_config(["experiment=coverage_study", *overrides, f"synthesis={mode}"]))
         strategy = mode_run.strategy
-        strategy.context = synthesis_context(mode_run, strategy, space)
+        strategy.context = synthesis_context(mode_run, space)
         strategy.start()
         covered = sum(len(p.new_features) for p in strategy.picks)
         print(f"\n### {run.task.name}: {mode}, budget {run.n_samples} {strategy.cfg.budget_unit}, seed {run.seed}: "

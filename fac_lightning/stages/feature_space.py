@@ -42,10 +42,13 @@ class FeatureSpace:
     """(F,) bool mask of the task-relevant features R."""
     records: dict[int, dict]
     """Per-feature relevance evidence (statistics or judge verdicts)."""
-    delta: float
     features: FeaturesConfig
-    """The scoring settings every table of this space is built with."""
+    """The scoring settings every table of this space is built with, and its threshold delta."""
     artifacts_dir: str
+
+    @property
+    def delta(self) -> float:
+        return self.features.delta
 
     def table(self, name: str, conversations: list[Conversation]) -> FeatureTable:
         """The FeatureTable of a data set (cached as an artifact, ``stages.features``)."""
@@ -88,7 +91,7 @@ def build_feature_space(run: RunPlan, backbone: Backbone | None = None) -> Featu
     relevant = np.zeros(anchor.num_features, dtype=bool)
     relevant[saved["relevant"]] = True
     records = {int(k): v for k, v in saved["records"].items()}
-    space = FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, delta, run.features, run.root)
+    space = FeatureSpace(backbone, sae, sae_dir, anchor, labels, relevant, records, run.features, run.root)
     if not space.relevant_anchor().any():  # FAC would be NaN and no strategy would have a target
         raise ConfigError("features.delta", space.delta, f"leaves no relevant anchor feature: relevance="
                           f"{relevance.method} kept {int(relevant.sum())} features and the anchor activates "

@@ -23,7 +23,6 @@ from fac_lightning.generation.base import MeteredGenerator
 from fac_lightning.metrics.diversity import text_metrics
 from fac_lightning.plan import RunPlan
 from fac_lightning.stages.feature_space import FeatureSpace, build_feature_space
-from fac_lightning.synthesis.base import Strategy
 from fac_lightning.synthesis.context import SynthesisContext
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def run_synthesis_stage(run: RunPlan, backbone: Backbone | None = None) -> Path:
     (``SYNTHESIS``, or the whole chain's uses)."""
     strategy = run.strategy
     # real rows are cheap to write again; sampled rows cost generation time, so a corrupted set is refused
-    return ensure_artifact(run.rows().path, lambda work: synthesize(run, backbone, strategy, work), "row set",
+    return ensure_artifact(run.rows().path, lambda work: synthesize(run, backbone, work), "row set",
                            on_corrupt=REFUSE if strategy.generative else REBUILD, hint=ROWS_REBUILD)
 
 
@@ -57,9 +56,10 @@ def read_row_set(folder: str | Path) -> list[dict]:
     return list(read_rows(verify_artifact(folder, "row set", ROWS_REBUILD) / "rows.jsonl"))
 
 
-def synthesis_context(run: RunPlan, strategy: Strategy, space: FeatureSpace) -> SynthesisContext:
-    """What the strategy may use: the missing features F(anchor) ∩ R \\ F(seed), the anchor's spans and table, the
+def synthesis_context(run: RunPlan, space: FeatureSpace) -> SynthesisContext:
+    """What the run's strategy may use: the missing features F(anchor) ∩ R \\ F(seed), the anchor's spans and table, the
     seed and anchor rows as the strategy shows them, and the scorer."""
+    strategy = run.strategy
     seed = task_part(strategy.task, "seed", run.data_dir)
     seed_rows = [strategy.format.from_example(e) for e in seed]
     seed_table = space.table(run.seed_table.label, [e.conversation for e in seed])
@@ -83,11 +83,11 @@ def synthesis_context(run: RunPlan, strategy: Strategy, space: FeatureSpace) -> 
         data_dir=run.data_dir, cache_dir=run.paths.cache_dir)
 
 
-def synthesize(run: RunPlan, backbone: Backbone | None, strategy: Strategy, work: Path) -> None:
-    started = time.time()
+def synthesize(run: RunPlan, backbone: Backbone | None, work: Path) -> None:
+    started, strategy = time.time(), run.strategy
     backbone = backbone or load_backbone(run.backbone, run.paths.cache_dir)
     space = build_feature_space(run, backbone)
-    context = synthesis_context(run, strategy, space)
+    context = synthesis_context(run, space)
     missing, scorer = context.missing, context.scorer
     writer = strategy.writer(work)
     generator = (MeteredGenerator(build_generator(run.generator, backbone), backbone.tokenizer, writer)
