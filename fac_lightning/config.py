@@ -326,8 +326,8 @@ ROOT_CHECKED = ("backbone", "sae", "activations", "data", "features", "task", "r
 
 
 @dataclass
-class EvaluateConfig(TrainConfig):
-    """Root of ``evaluate.py``: the experiment's config plus what to evaluate."""
+class EvaluateRequest:
+    """What ``evaluate.py`` evaluates: its root's own fields (``plan.RunPlan.evaluation``)."""
 
     mode: Mode = Mode.dataset
     """dataset (FAC + text metrics of ``dataset``) | features (feature cards) | benchmark (score ``model`` again) |
@@ -344,6 +344,11 @@ class EvaluateConfig(TrainConfig):
     ``wandb:<entity>/<project>/<group>``."""
     cards: int = 20
     """mode=features: how many feature cards to write."""
+
+
+@dataclass
+class EvaluateConfig(TrainConfig, EvaluateRequest):
+    """Root of ``evaluate.py``: the experiment's config plus what to evaluate."""
 
 
 def component_config(node: DictConfig | Any, registry) -> Any:

@@ -18,7 +18,7 @@ table, G-Vendi its row set; two runs share an artifact exactly when everything u
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,8 @@ from fac_lightning.config import (
     ActivationsConfig,
     BackboneConfig,
     DataConfig,
-    Embedder,
+    EvaluateRequest,
     FeaturesConfig,
-    Mode,
     PathsConfig,
     TaskConfig,
     component_config,
@@ -102,18 +101,6 @@ def built(stage: Callable[[], Stage]) -> bool:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """What ``evaluate.py`` evaluates (``config.EvaluateConfig``'s own fields)."""
-
-    mode: Mode
-    dataset: str | None
-    embedder: Embedder
-    model: str | None
-    runs: str | None
-    cards: int
-
-
-@dataclass(frozen=True)
 class RunPlan:
     """A run, typed: its settings and component configs, its components (``strategy``, ``finetune``, ``benchmark``,
     ``generator``: built on first use, so a run builds only those it uses) and its stages (``sae``, ``anchor``,
@@ -146,7 +133,7 @@ class RunPlan:
     callbacks: DictConfig | None
     logger: DictConfig | None
     """The ``logger=`` node (None: no logger)."""
-    evaluation: Evaluation | None
+    evaluation: EvaluateRequest | None
     """``evaluate.py``'s request (None for train.py and synthesize.py)."""
 
     @property
@@ -351,7 +338,7 @@ def plan(cfg: DictConfig) -> RunPlan:
     validate_config(cfg)
     cfg = copy.deepcopy(cfg)  # the plan is a snapshot: a later change of the caller's config does not reach it
     typed = OmegaConf.to_object
-    evaluation = (Evaluation(cfg.mode, cfg.dataset, cfg.embedder, cfg.model, cfg.runs, cfg.cards)
+    evaluation = (EvaluateRequest(**{f.name: cfg[f.name] for f in fields(EvaluateRequest)})
                   if "mode" in cfg else None)
     paths = PathsConfig(**{k: OmegaConf.select(cfg.paths, k, throw_on_resolution_failure=k != "output_dir")
                            for k in ("root_dir", "data_dir", "cache_dir", "artifacts_dir", "output_dir")})
